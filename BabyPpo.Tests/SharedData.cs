@@ -1,30 +1,39 @@
 namespace BabyPpo.Tests;
 
 /// <summary>
-/// Finds the read-only ../shared folder (fixtures and data) beside the repository, or where the
-/// BABYPPO_SHARED environment variable points.
+/// The shared, read-only folder of reference fixtures and data (<c>../shared</c> beside the repository).
+/// Found from <c>BABYPPO_SHARED</c> when set, else by walking up from the test binaries to the first
+/// folder holding <c>shared/fixtures</c>.
 /// </summary>
 public static class SharedData
 {
-    public static string Root { get; } = Find();
+    private static readonly Lazy<string> LazyRoot = new(FindRoot);
 
+    /// <summary>The absolute path of the shared folder.</summary>
+    public static string Root => LazyRoot.Value;
+
+    /// <summary>A path under <c>shared/fixtures</c>.</summary>
     public static string Fixture(params string[] parts) => Path.Combine([Root, "fixtures", .. parts]);
 
+    /// <summary>A path under <c>shared/data</c>.</summary>
     public static string Data(params string[] parts) => Path.Combine([Root, "data", .. parts]);
 
-    static string Find()
+    private static string FindRoot()
     {
-        var fromEnvironment = Environment.GetEnvironmentVariable("BABYPPO_SHARED");
-        if (!string.IsNullOrEmpty(fromEnvironment))
+        var configured = Environment.GetEnvironmentVariable("BABYPPO_SHARED");
+        if (!string.IsNullOrEmpty(configured))
         {
-            if (Directory.Exists(Path.Combine(fromEnvironment, "fixtures"))) return Path.GetFullPath(fromEnvironment);
-            throw new DirectoryNotFoundException($"BABYPPO_SHARED={fromEnvironment} has no fixtures/ folder");
+            return Directory.Exists(Path.Combine(configured, "fixtures"))
+                ? Path.GetFullPath(configured)
+                : throw new DirectoryNotFoundException($"BABYPPO_SHARED is {configured}, which has no fixtures folder");
         }
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
         {
-            foreach (var candidate in new[] { Path.Combine(dir.FullName, "shared"), Path.Combine(dir.FullName, "..", "shared") })
-                if (Directory.Exists(Path.Combine(candidate, "fixtures"))) return Path.GetFullPath(candidate);
+            var candidate = Path.Combine(folder.FullName, "shared");
+            if (Directory.Exists(Path.Combine(candidate, "fixtures")))
+                return candidate;
         }
-        throw new DirectoryNotFoundException($"no shared/fixtures folder above {AppContext.BaseDirectory}: clone the repository beside ../shared or set BABYPPO_SHARED");
+        throw new DirectoryNotFoundException(
+            $"no shared/fixtures folder above {AppContext.BaseDirectory}; clone the repository beside ../shared or set BABYPPO_SHARED");
     }
 }
