@@ -1,3 +1,1 @@
-using TorchSharp;
-Console.WriteLine(torch.ones(2, 3).sum().item<float>());
-Console.WriteLine(torch.get_num_threads());
+return BabyPpo.Cli.Cli.Run(args, Console.Out, Console.Error);

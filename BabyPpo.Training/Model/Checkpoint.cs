@@ -1,8 +1,15 @@
 using System.Text.Json.Nodes;
+using BabyPpo.Training.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace BabyPpo.Training.Model;
+
+/// <summary>A model with the tokenizer it was trained with.</summary>
+public sealed record Pretrained(CausalLM Model, Tokenizer Tokenizer) : IDisposable
+{
+    public void Dispose() => Model.Dispose();
+}
 
 /// <summary>
 /// Hugging Face checkpoint folders: <c>config.json</c> + <c>model.safetensors</c> (or a sharded
@@ -14,6 +21,25 @@ public static class Checkpoint
     public const string ConfigFile = "config.json";
     public const string WeightsFile = "model.safetensors";
     public const string ShardIndexFile = "model.safetensors.index.json";
+
+    /// <summary>Loads a folder's model and its tokenizer (tokenizer.json and tokenizer_config.json).</summary>
+    public static Pretrained Load(string folder, Device? device = null)
+    {
+        RequireFolder(folder);
+        var tokenizer = Tokenizer.Load(folder);
+        return new Pretrained(LoadModel(folder, device), tokenizer);
+    }
+
+    /// <summary>The folder's tokenizer, or null when it has no tokenizer.json (e.g. a bare weights folder).</summary>
+    public static Tokenizer? TryLoadTokenizer(string folder) =>
+        File.Exists(Path.Combine(folder, "tokenizer.json")) ? Tokenizer.Load(folder) : null;
+
+    /// <summary>Writes a folder HF transformers loads unchanged: config, weights and tokenizer files.</summary>
+    public static void Save(CausalLM model, Tokenizer tokenizer, string folder)
+    {
+        SaveModel(model, folder);
+        tokenizer.Save(folder);
+    }
 
     /// <summary>Builds the model a folder's config.json describes and loads its weights.</summary>
     public static CausalLM LoadModel(string folder, Device? device = null)

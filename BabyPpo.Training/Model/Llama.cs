@@ -34,6 +34,26 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
 }
 
 /// <summary>
+/// The token embedding table (HF nn.Embedding; key <c>embed_tokens.weight</c>). Written out rather
+/// than TorchSharp's Embedding, whose <c>weight</c> getter allocates a new tensor handle on every
+/// access; the tied output head reads this weight on every forward pass.
+/// </summary>
+public sealed class TokenEmbedding : Module<Tensor, Tensor>
+{
+    public readonly Parameter weight;   // (V, H)
+
+    public TokenEmbedding(long vocabSize, long hidden) : base(nameof(TokenEmbedding))
+    {
+        weight = new Parameter(empty(vocabSize, hidden));
+        RegisterComponents();
+    }
+
+    /// <summary>(B, T) ids → (B, T, H) vectors.</summary>
+    public override Tensor forward(Tensor ids) =>
+        weight.index_select(0, ids.flatten()).view([.. ids.shape, weight.shape[1]]);
+}
+
+/// <summary>
 /// Rotary position embeddings (HF LlamaRotaryEmbedding, incl. Llama-3 frequency scaling).
 /// Not a module: HF keeps inv_freq as a non-persistent buffer, so it is no state-dict key.
 /// </summary>
@@ -184,14 +204,14 @@ public sealed class LlamaDecoderLayer : DecoderLayer
 /// <summary>Embeddings, the stack of blocks and the final norm (HF LlamaModel / Olmo2Model).</summary>
 public sealed class DecoderStack : Module
 {
-    internal readonly Embedding embed_tokens;
+    internal readonly TokenEmbedding embed_tokens;
     readonly ModuleList<DecoderLayer> layers;
     readonly RMSNorm norm;
     readonly Rotary _rotary;
 
     public DecoderStack(LlamaConfig c) : base(nameof(DecoderStack))
     {
-        embed_tokens = Embedding(c.VocabSize, c.HiddenSize, padding_idx: c.PadTokenId);
+        embed_tokens = new TokenEmbedding(c.VocabSize, c.HiddenSize);
         layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers)
             .Select(_ => c.IsOlmo2 ? (DecoderLayer)new Olmo2DecoderLayer(c) : new LlamaDecoderLayer(c)).ToArray());
         norm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
@@ -253,6 +273,9 @@ public sealed class CausalLM : Module
 
     public LlamaConfig Config { get; }
 
+    /// <summary>Where the weights live (CPU or a GPU).</summary>
+    public Device Device => model.embed_tokens.weight.device;
+
     public CausalLM(LlamaConfig config) : base(nameof(CausalLM))
     {
         Config = config;
@@ -274,7 +297,7 @@ public sealed class CausalLM : Module
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
             else p.normal_(0, config.InitializerRange, generator);
         }
-        if (config.PadTokenId is int pad) model.model.embed_tokens.weight![pad].zero_();
+        if (config.PadTokenId is int pad) model.model.embed_tokens.weight[pad].zero_();
         return model;
     }
 
@@ -284,7 +307,7 @@ public sealed class CausalLM : Module
 
     /// <summary>(…, H) hidden states → (…, V) logits.</summary>
     public Tensor Logits(Tensor hidden) =>
-        lm_head is null ? F.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);
+        lm_head is null ? F.linear(hidden, model.embed_tokens.weight) : lm_head.forward(hidden);
 
     /// <summary>(B, T) ids → (B, T, V) logits.</summary>
     public Tensor forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null) =>

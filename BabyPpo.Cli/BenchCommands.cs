@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using BabyPpo.Training.Inference;
+using BabyPpo.Training.Model;
+using static TorchSharp.torch;
+
+namespace BabyPpo.Cli;
+
+/// <summary>
+/// Benchmarks that print figures (never timed unit tests). All run on a randomly initialised
+/// Llama of the size the BabyLM dialogue models use, and compare with the FLOP rate of a plain
+/// 1024×1024 float32 matmul measured in the same process.
+/// </summary>
+public static class BenchCommands
+{
+    public static IEnumerable<Command> All =>
+    [
+        new("bench generate", "generated tokens/s with and without the KV cache (batch 16 × 20 new tokens)",
+            [new("repeats", "timed runs (the median is reported)", Default: "3")], BenchGenerate),
+        new("bench score", "scored tokens/s for 1024 sentences of 8–16 tokens, and utilisation of the matmul rate",
+            [new("repeats", "timed runs (the median is reported)", Default: "3")], BenchScore),
+    ];
+
+    /// <summary>hidden 256, 8 layers, 8 heads, intermediate 1024, vocabulary 16000, tied embeddings.</summary>
+    public static CausalLM BabyLmSizedModel(long seed = 0)
+    {
+        var model = CausalLM.Initialise(LlamaConfig.Baby(), seed);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>GFLOP/s of a 1024×1024 float32 matmul (2·1024³ FLOPs), the machine's reference rate.</summary>
+    public static double MatmulGflops()
+    {
+        using var _ = NewDisposeScope();
+        var a = randn(1024, 1024);
+        var b = randn(1024, 1024);
+        for (int i = 0; i < 5; i++) a.mm(b).Dispose();
+        int n = 0;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < 1.0 || n < 20)
+        {
+            a.mm(b).Dispose();
+            n++;
+        }
+        return 2.0 * 1024 * 1024 * 1024 * n / clock.Elapsed.TotalSeconds / 1e9;
+    }
+
+    /// <summary>Parameters as the FLOP formulas count them (the tied embedding once).</summary>
+    public static long Parameters(CausalLM model) => model.parameters().Sum(p => p.numel());
+
+    /// <summary>Median of the timed runs of <paramref name="work"/>, after one warm-up run.</summary>
+    public static double MedianSeconds(int repeats, Action work)
+    {
+        work();
+        var times = new List<double>();
+        for (int i = 0; i < Math.Max(1, repeats); i++)
+        {
+            var clock = Stopwatch.StartNew();
+            work();
+            times.Add(clock.Elapsed.TotalSeconds);
+        }
+        times.Sort();
+        return times[times.Count / 2];
+    }
+
+    static int BenchGenerate(Args args, Output output)
+    {
+        int repeats = args.Int("repeats", 3);
+        using var model = BabyLmSizedModel();
+        var random = new Random(0);
+        var prompts = Enumerable.Range(0, 16).Select(_ => Enumerable.Range(0, random.Next(8, 17)).Select(_ => random.Next(3, 16000)).ToArray()).ToList();
+        var generator = new BabyPpo.Training.Inference.Generator(model, null);
+        var withCache = new SamplingOptions { MaxNewTokens = 20, EosTokenId = -1, Seed = 1, BatchSize = 16 };
+        var withoutCache = withCache with { UseKvCache = false };
+        double cached = MedianSeconds(repeats, () => generator.Generate(prompts, withCache));
+        double uncached = MedianSeconds(repeats, () => generator.Generate(prompts, withoutCache));
+        double tokens = 16 * 20;
+        output.Result(new JsonObject
+        {
+            ["kv_cache_tokens_per_s"] = tokens / cached,
+            ["no_cache_tokens_per_s"] = tokens / uncached,
+            ["speedup"] = uncached / cached,
+            ["threads"] = get_num_threads(),
+        }, () => $"generate, batch 16 × 20 new tokens, {get_num_threads()} threads\n" +
+                 $"  KV cache:    {tokens / cached,8:F1} tokens/s\n  no cache:    {tokens / uncached,8:F1} tokens/s\n  speed-up:    {uncached / cached,8:F2}×");
+        return 0;
+    }
+
+    static int BenchScore(Args args, Output output)
+    {
+        int repeats = args.Int("repeats", 3);
+        using var model = BabyLmSizedModel();
+        var random = new Random(0);
+        var sentences = Enumerable.Range(0, 1024).Select(_ => Enumerable.Range(0, random.Next(8, 17)).Select(_ => random.Next(3, 16000)).ToArray()).ToList();
+        long tokens = sentences.Sum(s => s.Length);
+        var scorer = new Scorer(model);
+        double seconds = MedianSeconds(repeats, () => scorer.Score(sentences));
+        double matmul = MatmulGflops();
+        double gflops = 2.0 * Parameters(model) * tokens / seconds / 1e9;
+        output.Result(new JsonObject
+        {
+            ["scored_tokens_per_s"] = tokens / seconds,
+            ["scoring_gflops"] = gflops,
+            ["matmul_gflops"] = matmul,
+            ["utilisation"] = gflops / matmul,
+            ["threads"] = get_num_threads(),
+        }, () => $"score, 1024 sentences of 8–16 tokens ({tokens} tokens), {get_num_threads()} threads\n" +
+                 $"  scored:      {tokens / seconds,8:F0} tokens/s = {gflops:F1} GFLOP/s (2 × params × tokens)\n" +
+                 $"  matmul:      {matmul,8:F1} GFLOP/s (1024² float32)\n  utilisation: {gflops / matmul,8:P1}");
+        return 0;
+    }
+}
