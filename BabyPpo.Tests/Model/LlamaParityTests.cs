@@ -7,21 +7,20 @@ namespace BabyPpo.Tests.Model;
 /// <summary>The Llama forward pass against logits computed by HF transformers (../shared/fixtures/models).</summary>
 public sealed class LlamaParityTests
 {
-    const double LogitTolerance = 1e-4;
     static readonly string TinyLlama = SharedData.Fixture("models", "tiny-llama");
 
     [Fact]
     public void EachSentenceAloneMatchesHuggingFaceLogits()
     {
         using var model = Checkpoint.LoadModel(TinyLlama);
-        using var expected = ExpectedTensors(TinyLlama);
+        using var expected = TensorAssert.ExpectedTensors(TinyLlama);
         using var noGrad = no_grad();
         for (int i = 0; i < 6; i++)
         {
             using var _ = NewDisposeScope();
             var ids = expected[$"ids_{i}"].unsqueeze(0);
             var logits = model.forward(ids)[0];
-            AssertClose(expected[$"logits_{i}"], logits, $"sentence {i}");
+            TensorAssert.AssertClose(expected[$"logits_{i}"], logits, $"sentence {i}");
         }
     }
 
@@ -31,7 +30,7 @@ public sealed class LlamaParityTests
     public void PaddedBatchMatchesUnpaddedRunsAtRealPositions(bool leftPadding)
     {
         using var model = Checkpoint.LoadModel(TinyLlama);
-        using var expected = ExpectedTensors(TinyLlama);
+        using var expected = TensorAssert.ExpectedTensors(TinyLlama);
         using var noGrad = no_grad();
         using var _ = NewDisposeScope();
         var rows = Enumerable.Range(0, 6).Select(i => expected[$"ids_{i}"].data<long>().ToArray()).ToList();
@@ -51,7 +50,7 @@ public sealed class LlamaParityTests
         for (int i = 0; i < 6; i++)
         {
             int offset = leftPadding ? width - rows[i].Length : 0;
-            AssertClose(expected[$"logits_{i}"], logits[i].narrow(0, offset, rows[i].Length), $"row {i} ({(leftPadding ? "left" : "right")} padding)");
+            TensorAssert.AssertClose(expected[$"logits_{i}"], logits[i].narrow(0, offset, rows[i].Length), $"row {i} ({(leftPadding ? "left" : "right")} padding)");
         }
     }
 
@@ -78,11 +77,11 @@ public sealed class LlamaParityTests
         var folder = SharedData.Fixture("models", "tiny-llama3-rope");
         using var model = Checkpoint.LoadModel(folder);
         Assert.NotNull(model.Config.RopeScaling);
-        using var expected = ExpectedTensors(folder);
+        using var expected = TensorAssert.ExpectedTensors(folder);
         using var noGrad = no_grad();
         using var _ = NewDisposeScope();
         var logits = model.forward(expected["input_ids"].unsqueeze(0))[0];
-        AssertClose(expected["logits"], logits, "150-token input");
+        TensorAssert.AssertClose(expected["logits"], logits, "150-token input");
     }
 
     [Fact]
@@ -106,25 +105,5 @@ public sealed class LlamaParityTests
         {
             if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         }
-    }
-
-    internal static DisposableTensors ExpectedTensors(string folder) => new(SafeTensors.Load(Path.Combine(folder, "expected.safetensors")));
-
-    internal static void AssertClose(Tensor expected, Tensor actual, string what, double tolerance = LogitTolerance)
-    {
-        Assert.Equal(expected.shape, actual.shape);
-        double worst = (expected - actual).abs().max().item<float>();
-        Assert.True(worst <= tolerance, $"{what}: largest absolute difference {worst:E3} exceeds {tolerance:E1}");
-    }
-}
-
-/// <summary>A dictionary of tensors that disposes them all.</summary>
-internal sealed class DisposableTensors(Dictionary<string, Tensor> tensors) : IDisposable
-{
-    public Tensor this[string name] => tensors[name];
-
-    public void Dispose()
-    {
-        foreach (var t in tensors.Values) t.Dispose();
     }
 }

@@ -12,11 +12,11 @@ public sealed class Olmo2ParityTests
         var folder = SharedData.Fixture("models", "tiny-olmo2");
         using var model = Checkpoint.LoadModel(folder);
         Assert.True(model.Config.IsOlmo2);
-        using var expected = LlamaParityTests.ExpectedTensors(folder);
+        using var expected = TensorAssert.ExpectedTensors(folder);
         using var noGrad = no_grad();
         using var _ = NewDisposeScope();
         var logits = model.forward(expected["input_ids"].unsqueeze(0))[0];
-        LlamaParityTests.AssertClose(expected["logits"], logits, "tiny-olmo2");
+        TensorAssert.AssertClose(expected["logits"], logits, "tiny-olmo2");
     }
 
     [Fact]
@@ -24,7 +24,7 @@ public sealed class Olmo2ParityTests
     {
         var folder = SharedData.Fixture("models", "tiny-olmo2");
         using var model = Checkpoint.LoadModel(folder);
-        using var expected = LlamaParityTests.ExpectedTensors(folder);
+        using var expected = TensorAssert.ExpectedTensors(folder);
         using var noGrad = no_grad();
         using var _ = NewDisposeScope();
         var ids = expected["input_ids"];
@@ -32,6 +32,6 @@ public sealed class Olmo2ParityTests
         var padded = cat([zeros(3, ScalarType.Int64), ids]).unsqueeze(0);
         var mask = cat([zeros(3, ScalarType.Int64), ones(t, ScalarType.Int64)]).unsqueeze(0);
         var logits = model.forward(padded, mask)[0].narrow(0, 3, t);
-        LlamaParityTests.AssertClose(expected["logits"], logits, "tiny-olmo2, left-padded");
+        TensorAssert.AssertClose(expected["logits"], logits, "tiny-olmo2, left-padded");
     }
 }
