@@ -18,6 +18,19 @@ public static class SharedData
     /// <summary>A path under <c>shared/data</c>.</summary>
     public static string Data(params string[] parts) => Path.Combine([Root, "data", .. parts]);
 
+    /// <summary>The repository's own folder (the one holding BabyPpo.sln).</summary>
+    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+
+    /// <summary>The demo data that ships in the repository (data/demo).</summary>
+    public static string DemoData => Path.Combine(RepositoryRoot, "data", "demo");
+
+    private static string FindRepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "BabyPpo.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException($"no BabyPpo.sln above {AppContext.BaseDirectory}");
+    }
+
     private static string FindRoot()
     {
         var configured = Environment.GetEnvironmentVariable("BABYPPO_SHARED");

@@ -6,7 +6,7 @@ namespace BabyPpo.Tests.Data;
 /// <summary>The catalogue on ../shared/data, the repository's data/demo folder and empty folders.</summary>
 public sealed class DataCatalogTests : IDisposable
 {
-    static readonly string DemoRoot = Path.Combine(RepositoryRoot(), "data", "demo");
+    static readonly string DemoRoot = SharedData.DemoData;
     readonly TempFolder _temp = new();
 
     public void Dispose() => _temp.Dispose();
@@ -148,13 +148,5 @@ public sealed class DataCatalogTests : IDisposable
             Assert.InRange(item.Wug.Length - item.Lexeme.Length, -1, 1);
         });
         Assert.Equal(items.Count, items.Select(item => item.Wug).Distinct().Count());
-    }
-
-    /// <summary>The folder holding BabyPpo.sln, walking up from the test binaries.</summary>
-    static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "BabyPpo.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException($"no BabyPpo.sln above {AppContext.BaseDirectory}");
     }
 }

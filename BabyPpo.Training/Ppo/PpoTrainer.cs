@@ -31,7 +31,7 @@ public sealed record PpoStepResult(
 /// </summary>
 public sealed class PpoTrainer : IDisposable
 {
-    readonly optim.Optimizer _optimizer;
+    readonly OptimizerHelper _optimizer;
     readonly Parameter[] _parameters;
     readonly long _padId;
     Random _permutations;
@@ -65,18 +65,19 @@ public sealed class PpoTrainer : IDisposable
         Permutation = n => Shuffle(_permutations, n);
     }
 
-    public optim.Optimizer Optimizer => _optimizer;
+    public OptimizerHelper Optimizer => _optimizer;
 
     /// <summary>
-    /// Runs one step on exactly <see cref="PpoConfig.BatchSize"/> samples. Responses must be
+    /// Runs one step on the batch (trl requires exactly <see cref="PpoConfig.BatchSize"/> samples; fewer
+    /// are accepted here, e.g. when empty answers were dropped). Responses must be
     /// non-empty (the caller decides how to treat empty ones). <paramref name="inspect"/> sees the
     /// prepared tensors before the first update (used by the trl parity test).
     /// </summary>
     public PpoStepResult Step(IReadOnlyList<int[]> queries, IReadOnlyList<int[]> responses, IReadOnlyList<double> scores, Action<PpoBatch>? inspect = null)
     {
-        int b = Config.BatchSize;
-        if (queries.Count != b || responses.Count != b || scores.Count != b)
-            throw new ArgumentException($"a PPO step needs exactly batch_size = {b} queries, responses and scores; got {queries.Count}, {responses.Count}, {scores.Count}");
+        int b = queries.Count;
+        if (b == 0 || b > Config.BatchSize || responses.Count != b || scores.Count != b)
+            throw new ArgumentException($"a PPO step needs 1..batch_size ({Config.BatchSize}) samples with one response and score each; got {queries.Count} queries, {responses.Count} responses, {scores.Count} scores");
         for (int i = 0; i < b; i++)
         {
             if (queries[i].Length == 0) throw new ArgumentException($"query {i} is empty");
@@ -316,11 +317,8 @@ public sealed class PpoTrainer : IDisposable
         return order;
     }
 
-    /// <summary>Re-seeds the default permutation source (used when resuming: seed + step).</summary>
-    public void ReseedPermutations(int seed)
-    {
-        _permutations = new Random(seed);
-    }
+    /// <summary>Re-seeds the default permutation source; a run re-seeds it from (seed, step) every step so that a resumed run replays the same order.</summary>
+    public void ReseedPermutations(int seed) => _permutations = new Random(seed);
 
     public void Dispose() => _optimizer.Dispose();
 }

@@ -1,4 +1,4 @@
-namespace BabyPpo.Tests.Data;
+namespace BabyPpo.Tests;
 
 /// <summary>A fresh folder under the system temp folder for files a test writes; deleted on dispose.</summary>
 internal sealed class TempFolder : IDisposable
