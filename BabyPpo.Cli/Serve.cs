@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using System.Text.Json;
 using BabyPpo.Training;
 using BabyPpo.Training.Rewards;
 using Microsoft.AspNetCore.Builder;
@@ -28,7 +29,7 @@ public static class Serve
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(address, port));
         var app = builder.Build();
 
-        app.MapGet("/v1/models", () => Json(200, endpoint.Models().ToJsonString()));
+        app.MapGet("/v1/models", () => Json(200, endpoint.Models().ToJsonString(Relaxed)));
         app.MapPost("/v1/completions", async (HttpRequest request, CancellationToken cancellationToken) =>
         {
             using var reader = new StreamReader(request.Body, Encoding.UTF8);
@@ -38,7 +39,7 @@ public static class Serve
                 // Model work is synchronous (dispose scopes are thread-static): run it off the request thread.
                 var result = await Task.Run(() => endpoint.Complete(body, cancellationToken), cancellationToken);
                 log?.WriteLine($"POST /v1/completions {result.Status}");
-                return Json(result.Status, result.Body.ToJsonString());
+                return Json(result.Status, result.Body.ToJsonString(Relaxed));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -46,13 +47,16 @@ public static class Serve
                 return Json(500, new System.Text.Json.Nodes.JsonObject
                 {
                     ["error"] = new System.Text.Json.Nodes.JsonObject { ["message"] = e.Message, ["type"] = "server_error", ["code"] = 500 },
-                }.ToJsonString());
+                }.ToJsonString(Relaxed));
             }
         });
 
         await app.StartAsync();
         return app;
     }
+
+    // Relaxed escaping keeps "'" and non-ASCII text readable; the output is still valid JSON.
+    static readonly JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     static IResult Json(int status, string body) => Results.Text(body, "application/json", Encoding.UTF8, status);
 }

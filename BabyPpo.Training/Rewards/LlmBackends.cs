@@ -126,15 +126,19 @@ public sealed class LocalLlmBackend : ILlmBackend
     /// <param name="batchSize">Prompts per generation pass. Default 64.</param>
     public LocalLlmBackend(string folder, string? tokenizer = null, Device? device = null, int batchSize = 64)
     {
-        var loadedTokenizer = tokenizer is not null ? Tokenizer.Load(tokenizer)
-            : Checkpoint.TryLoadTokenizer(folder) ?? throw InputException.At(folder, "no tokenizer.json in this checkpoint folder; give a tokenizer (tokenizer.json or a folder holding it)");
         Model = Checkpoint.LoadModel(folder, device);
-        if (loadedTokenizer.VocabSize > Model.Config.VocabSize)
+        try
+        {
+            Tokenizer = tokenizer is not null ? Tokenizer.Load(tokenizer)
+                : Checkpoint.TryLoadTokenizer(folder) ?? throw InputException.At(folder, "no tokenizer.json in this checkpoint folder; give a tokenizer (tokenizer.json or a folder holding it)");
+            if (Tokenizer.VocabSize > Model.Config.VocabSize)
+                throw InputException.At(tokenizer ?? folder, $"the tokenizer has {Tokenizer.VocabSize} tokens, more than the model's vocabulary of {Model.Config.VocabSize}");
+        }
+        catch
         {
             Model.Dispose();
-            throw InputException.At(tokenizer ?? folder, $"the tokenizer has {loadedTokenizer.VocabSize} tokens, more than the model's vocabulary of {Model.Config.VocabSize}");
+            throw;
         }
-        Tokenizer = loadedTokenizer;
         Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
         _generator = new Inference.Generator(Model, Tokenizer);
         _scorer = new Scorer(Model, Tokenizer);

@@ -182,11 +182,15 @@ public sealed class OpenAiEndpoint(LocalLlmBackend backend, string? modelId = nu
                 Add(TokenText(ids, t, offsets, fullText.Length, fullText, tokenizer), values[t], offsets[t]);
         }
 
-        /// <summary>The token's slice of the text when it has one, else its own decoding (a special token such as BOS or EOS).</summary>
+        /// <summary>
+        /// The token's slice of the text, so that offset + length always leads to the next token; a
+        /// special token (BOS, EOS) shows its own name, and a token that only completes a character
+        /// begun by the one before (byte-level pieces of "é" or "🎈") is empty.
+        /// </summary>
         static string TokenText(int[] ids, int t, int[] offsets, int end, string text, Text.Tokenizer tokenizer)
         {
             int from = Math.Min(offsets[t], text.Length), to = Math.Min(t + 1 < ids.Length ? offsets[t + 1] : end, text.Length);
-            return to > from ? text[from..to] : tokenizer.Decode([ids[t]], skipSpecialTokens: false);
+            return to > from ? text[from..to] : tokenizer.IsSpecial(ids[t]) ? tokenizer.Decode([ids[t]], skipSpecialTokens: false) : "";
         }
 
         void Add(string token, double? value, int offset)
