@@ -69,6 +69,53 @@ public sealed class LocalLlmBackendTests : IClassFixture<TinyTeacherFixture>
     }
 
     [Fact]
+    public void EndpointWorkLeavesNoLiveTensorsBehind()
+    {
+        var endpoint = new OpenAiEndpoint(_llama);
+        const string request = """{"prompt": ["*MOT: look at the", "the"], "max_tokens": 4, "n": 2, "echo": true, "logprobs": 1, "temperature": 0.7, "stop": ["."]}""";
+        void Work()
+        {
+            Assert.Equal(200, endpoint.Complete(request).Status);
+            _llama.ScoreContinuations([("what is that ? ", "a ball")]);
+        }
+
+        Work();
+        long baseline = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 3; i++)
+        {
+            Work();
+            Assert.Equal(baseline, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        }
+    }
+
+    [Fact]
+    public void EndpointChoicesAreOrderedPromptBySampleAndCutAtStops()
+    {
+        var endpoint = new OpenAiEndpoint(_llama);
+        var greedy = Greedy();
+        var body = new JsonObject
+        {
+            ["prompt"] = new JsonArray(greedy.Select(g => (JsonNode)JsonValue.Create(g!["prompt"]!.GetValue<string>())).ToArray()),
+            ["max_tokens"] = 12, ["temperature"] = 0, ["n"] = 2, ["logprobs"] = 1,
+        };
+        var result = endpoint.Complete(body.ToJsonString());
+        Assert.Equal(200, result.Status);
+        var choices = result.Body["choices"]!.AsArray();
+        Assert.Equal(6, choices.Count);
+        for (int i = 0; i < 3; i++)
+            for (int k = 0; k < 2; k++)
+            {
+                var choice = choices[i * 2 + k]!;
+                var ids = greedy[i]!["new_ids"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray();
+                Assert.Equal(i * 2 + k, choice["index"]!.GetValue<int>());
+                Assert.Equal(_llama.Tokenizer.Decode(ids), choice["text"]!.GetValue<string>());
+                Assert.Equal(12, choice["logprobs"]!["token_logprobs"]!.AsArray().Count);
+                Assert.All(choice["logprobs"]!["token_logprobs"]!.AsArray(), v => Assert.True(v!.GetValue<double>() <= 0));
+            }
+        Assert.Equal(3 * 2 * 12, result.Body["usage"]!["completion_tokens"]!.GetValue<int>());
+    }
+
+    [Fact]
     public void OpenNamesAFolderOrAUrl()
     {
         using var remote = LlmBackend.Open("http://127.0.0.1:9/v1", model: "m");

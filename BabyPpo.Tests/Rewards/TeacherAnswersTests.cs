@@ -29,6 +29,20 @@ public sealed class TeacherAnswersTests
         Assert.Equal(expected, TeacherAnswers.FirstUtterance(completion));
 
     [Fact]
+    public void UtterancesComeFromPromptSetsTrainJsonOrTextLines()
+    {
+        using var folder = new TempFolder();
+        var json = folder.Write("train.json", """[{"prompt": "*MOT: what is that ?", "chosen": "*CHI: a ball", "rejected": "*CHI: no"}, {"prompt": "look", "chosen": "x", "rejected": "y"}]""");
+        var jsonl = folder.Write("set.jsonl", "{\"prompt\": \"where is it\"}\n\n{\"prompt\": \"*MOT: bye\", \"references\": [\"bye\"]}\n");
+        var text = folder.Write("prompts.txt", "*MOT: hello there\n\n  mummy  \n");
+        Assert.Equal(["what is that ?", "look"], Datasets.ReadUtterances(json));
+        Assert.Equal(["where is it", "bye"], Datasets.ReadUtterances(jsonl));
+        Assert.Equal(["hello there", "mummy"], Datasets.ReadUtterances(text));
+        var empty = folder.Write("empty.jsonl", "{\"prompt\": \"*MOT: \"}\n");
+        Assert.Contains(empty + ":1:", Assert.Throws<InputException>(() => Datasets.ReadUtterances(empty)).Message);
+    }
+
+    [Fact]
     public void ResumesWhereItStoppedAndWritesAPromptSet()
     {
         using var folder = new TempFolder();
