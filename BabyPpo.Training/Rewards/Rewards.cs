@@ -185,20 +185,9 @@ public sealed class BleuReward(ReferenceAggregation aggregation = ReferenceAggre
     public RewardResult Score(IReadOnlyList<RewardInput> batch, CancellationToken cancellationToken = default)
     {
         var values = batch.Select(input =>
-            Aggregate(aggregation, RequireReferences(Name, input).Select(reference => Bleu.Unigram(input.Chi, reference)))).ToArray();
+            References.Aggregate(aggregation, References.Require(Name, input).Select(reference => Bleu.Unigram(input.Chi, reference)))).ToArray();
         return new RewardResult(values, Metrics.Mean(Name, values));
     }
-
-    internal static IReadOnlyList<string> RequireReferences(string reward, RewardInput input) =>
-        input.References.Count > 0 ? input.References
-        : throw new InputException($"the {reward} reward needs at least one teacher answer (reference) for \"{input.Mot}\"");
-
-    internal static double Aggregate(ReferenceAggregation aggregation, IEnumerable<double> scores) => aggregation switch
-    {
-        ReferenceAggregation.Mean => scores.Average(),
-        ReferenceAggregation.Max => scores.Max(),
-        _ => scores.First(),
-    };
 }
 
 // ── 2. Semantic similarity ──────────────────────────────────────────────────────────────────────
@@ -220,16 +209,14 @@ public sealed class SemanticSimilarityReward(ReferenceAggregation aggregation = 
 
     public RewardResult Score(IReadOnlyList<RewardInput> batch, CancellationToken cancellationToken = default)
     {
-        var texts = batch.SelectMany(input => RequireReferences(input).Append(input.Chi)).Where(t => !string.IsNullOrWhiteSpace(t)).Distinct().ToList();
+        var texts = batch.SelectMany(input => References.Require(Name, input).Append(input.Chi)).Where(t => !string.IsNullOrWhiteSpace(t)).Distinct().ToList();
         var embeddings = Embed(texts, batchSize, cancellationToken);
         var vectors = texts.Select((t, i) => (t, i)).ToDictionary(x => x.t, x => embeddings[x.i], StringComparer.Ordinal);
         double Similarity(string a, string b) =>
             string.IsNullOrWhiteSpace(a) || string.IsNullOrWhiteSpace(b) ? 0 : Dot(vectors[a], vectors[b]);
-        var values = batch.Select(input => BleuReward.Aggregate(aggregation, input.References.Select(r => Similarity(input.Chi, r)))).ToArray();
+        var values = batch.Select(input => References.Aggregate(aggregation, input.References.Select(r => Similarity(input.Chi, r)))).ToArray();
         return new RewardResult(values, Metrics.Mean(Name, values));
     }
-
-    IReadOnlyList<string> RequireReferences(RewardInput input) => BleuReward.RequireReferences(Name, input);
 
     /// <summary>Unit-length 384-d embeddings of <paramref name="texts"/>, in order, at most <paramref name="batchSize"/> per encoder call.</summary>
     public static float[][] Embed(IReadOnlyList<string> texts, int batchSize = 256, CancellationToken cancellationToken = default)
@@ -360,7 +347,7 @@ public sealed class ConfidenceReward(ILlmBackend teacher, ConfidenceVariant vari
     {
         // One back-end call for every answer and every reference not scored before.
         var answers = batch.Where(i => !string.IsNullOrWhiteSpace(i.Chi)).Select(i => (i.Mot, i.Chi)).Distinct().ToList();
-        var missing = batch.SelectMany(i => BleuReward.RequireReferences(Name, i).Select(r => (i.Mot, r)))
+        var missing = batch.SelectMany(i => References.Require(Name, i).Select(r => (i.Mot, r)))
             .Distinct().Where(key => !_referenceScores.ContainsKey(key)).ToList();
         var pairs = answers.Concat(missing).Select(x => (Context(x.Item1), x.Item2)).ToList();
         var scores = pairs.Count == 0 ? [] : teacher.ScoreContinuations(pairs, cancellationToken);
@@ -449,6 +436,21 @@ public sealed class CombinedReward : IReward
             }
         }
     }
+}
+
+/// <summary>The teacher answers of an input: required where a reward compares with them, and combined per <see cref="ReferenceAggregation"/>.</summary>
+static class References
+{
+    public static IReadOnlyList<string> Require(string reward, RewardInput input) =>
+        input.References.Count > 0 ? input.References
+        : throw new InputException($"the {reward} reward needs at least one teacher answer (reference) for \"{input.Mot}\"");
+
+    public static double Aggregate(ReferenceAggregation aggregation, IEnumerable<double> scores) => aggregation switch
+    {
+        ReferenceAggregation.Mean => scores.Average(),
+        ReferenceAggregation.Max => scores.Max(),
+        _ => scores.First(),
+    };
 }
 
 static class Metrics
