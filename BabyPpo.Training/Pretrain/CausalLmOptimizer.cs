@@ -34,6 +34,12 @@ public sealed class CausalLmOptimizer : IDisposable
                 new AdamW.ParamGroup(noDecay, config.LearningRate, config.Beta1, config.Beta2, config.Epsilon, 0.0),
             ],
             config.LearningRate, config.Beta1, config.Beta2, config.Epsilon, config.WeightDecay);
+        // The moments live as long as the optimizer: keep them out of any dispose scope the caller has open.
+        foreach (var state in States())
+        {
+            state.exp_avg.DetachFromDisposeScope();
+            state.exp_avg_sq.DetachFromDisposeScope();
+        }
     }
 
     /// <summary>Parameters being trained, the tied embedding counted once.</summary>
