@@ -42,7 +42,10 @@ public static class PretrainCommands
             new("resume", "continue from the newest checkpoint in --out with its stored settings (--steps may change)", IsFlag: true),
         ], Pretrain),
         new("bench pretrain", "training tokens/s and model-FLOP utilisation of the BabyLM-sized Llama (batch 16 × 64 tokens)",
-            [new("repeats", "timed steps (the median is reported)", Default: "5")], BenchPretrain),
+            [
+                new("repeats", "timed steps (the median is reported)", Default: "5"),
+                new("threads", "CPU threads for libtorch (default: libtorch's choice)"),
+            ], BenchPretrain),
     ];
 
     static int Pretrain(Args args, Output output)
@@ -80,11 +83,7 @@ public static class PretrainCommands
             Resume = resume,
         };
 
-        if (args.IntOrNull("threads") is { } threads)
-        {
-            if (threads < 1) throw new InputException($"pretrain: --threads must be at least 1, got {threads}");
-            set_num_threads(threads);
-        }
+        SetThreads(args, "pretrain");
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -148,9 +147,17 @@ public static class PretrainCommands
         }
     }
 
+    static void SetThreads(Args args, string command)
+    {
+        if (args.IntOrNull("threads") is not { } threads) return;
+        if (threads < 1) throw new InputException($"{command}: --threads must be at least 1, got {threads}");
+        set_num_threads(threads);
+    }
+
     static int BenchPretrain(Args args, Output output)
     {
         int repeats = args.Int("repeats", 5);
+        SetThreads(args, "bench pretrain");
         const int batch = 16, tokens = 64;
         using var model = BenchCommands.BabyLmSizedModel();
         using var optimizer = new CausalLmOptimizer(model, new PretrainConfig());

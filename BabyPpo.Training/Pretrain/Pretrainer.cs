@@ -1,11 +1,9 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using BabyPpo.Training.Model;
 using BabyPpo.Training.Text;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -128,7 +126,7 @@ public sealed class Pretrainer : IDisposable
         _optimizer = new CausalLmOptimizer(model, config);
     }
 
-    public PretrainConfig Config { get; private set; }
+    public PretrainConfig Config { get; }
 
     /// <summary>Steps done so far.</summary>
     public int Step { get; private set; }
