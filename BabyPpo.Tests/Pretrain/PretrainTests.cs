@@ -104,8 +104,9 @@ public sealed class PretrainTests
             return Convert.ToHexString(File.ReadAllBytes(Path.Combine(folder.Path, name, "model.safetensors")));
         }
 
-        Assert.Equal(Weights("a", 1), Weights("b", 1));
-        Assert.NotEqual(Weights("a", 1), Weights("c", 2));
+        var first = Weights("a", 1);
+        Assert.Equal(first, Weights("b", 1));
+        Assert.NotEqual(first, Weights("c", 2));
     }
 
     [Fact]
@@ -156,6 +157,18 @@ public sealed class PretrainTests
 
         var error = Assert.Throws<InputException>(() => Pretrainer.Run(Request(other, output, TinyConfig with { Steps = 6 }) with { Resume = true }));
         Assert.Contains("SHA-256", error.Message);
+    }
+
+    [Fact]
+    public void AFreshRunIntoAFolderWithCheckpointsIsRefused()
+    {
+        using var folder = new TempFolder();
+        var data = TinyDialogue.Write(folder);
+        var output = Path.Combine(folder.Path, "out");
+        Pretrainer.Run(Request(data, output, TinyConfig with { Steps = 4 }));
+
+        var error = Assert.Throws<InputException>(() => Pretrainer.Run(Request(data, output, TinyConfig with { Steps = 4 })));
+        Assert.Contains("--resume", error.Message);
     }
 
     [Fact]

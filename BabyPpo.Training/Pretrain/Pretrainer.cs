@@ -150,6 +150,8 @@ public sealed class Pretrainer : IDisposable
         var sha = PretrainCorpus.Sha256(request.DataPath);
         string? checkpoint = request.Resume ? LatestCheckpoint(request.OutputFolder)
             ?? throw InputException.At(Path.Combine(request.OutputFolder, CheckpointsFolder), "no checkpoint to resume from") : null;
+        if (!request.Resume && LatestCheckpoint(request.OutputFolder) is { } earlier)
+            throw InputException.At(earlier, "the output folder already holds a run's checkpoints; resume it (--resume) or choose another folder");
         var config = request.Config;
         if (checkpoint is not null)
             config = ReadState(checkpoint).Config with { Steps = request.Config.Steps };
