@@ -66,7 +66,7 @@ public sealed class CausalLmOptimizer : IDisposable
         using var scope = NewDisposeScope();
         _model.train();
         foreach (var group in _adam.ParamGroups) group.LearningRate = learningRate;
-        var rows = tensor(ids, [batch, length]);                                     // (B, T+1)
+        var rows = tensor(ids, [batch, length], device: _model.Device);              // (B, T+1)
         var inputs = rows.narrow(1, 0, length - 1);                                  // (B, T)
         var targets = rows.narrow(1, 1, length - 1).reshape(-1);                     // (B·T)
         var logits = _model.forward(inputs);                                         // (B, T, V)

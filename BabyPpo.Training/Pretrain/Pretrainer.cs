@@ -257,7 +257,7 @@ public sealed class Pretrainer : IDisposable
                 var block = _heldOut.Block(b);
                 for (int t = 0; t < length; t++) ids[(b - start) * length + t] = block[t];
             }
-            var rows = tensor(ids, [end - start, length]);
+            var rows = tensor(ids, [end - start, length], device: _model.Device);
             var logits = _model.forward(rows.narrow(1, 0, length - 1));
             var targets = rows.narrow(1, 1, length - 1).reshape(-1);
             total += F.cross_entropy(logits.view(-1, logits.shape[^1]), targets, reduction: nn.Reduction.Sum).item<float>();
