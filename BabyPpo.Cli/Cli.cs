@@ -32,6 +32,7 @@ public static class Cli
     public static readonly IReadOnlyList<Command> Commands =
     [
         .. ModelCommands.All,
+        .. PretrainCommands.All,
         .. BenchCommands.All,
         .. RewardCommands.All,
         .. TrainCommands.All,
