@@ -38,13 +38,11 @@ public static class PretrainCommands
             new("eval-blocks", $"held-out blocks per evaluation, 0 = all (default {Defaults.EvalBlocks})"),
             new("checkpoint-every", $"steps between checkpoints (default {Defaults.CheckpointEvery})"),
             new("seed", "seed of the weights, the held-out split and the data order (default 0)"),
-            new("threads", "CPU threads for libtorch (default: libtorch's choice; 1 can be faster on a busy machine)"),
             new("resume", "continue from the newest checkpoint in --out with its stored settings (--steps may change)", IsFlag: true),
         ], Pretrain),
         new("bench pretrain", "training tokens/s and model-FLOP utilisation of the BabyLM-sized Llama (batch 16 × 64 tokens)",
             [
                 new("repeats", "timed steps (the median is reported)", Default: "5"),
-                new("threads", "CPU threads for libtorch (default: libtorch's choice)"),
             ], BenchPretrain),
     ];
 
@@ -83,7 +81,6 @@ public static class PretrainCommands
             Resume = resume,
         };
 
-        SetThreads(args, "pretrain");
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -147,17 +144,9 @@ public static class PretrainCommands
         }
     }
 
-    static void SetThreads(Args args, string command)
-    {
-        if (args.IntOrNull("threads") is not { } threads) return;
-        if (threads < 1) throw new InputException($"{command}: --threads must be at least 1, got {threads}");
-        set_num_threads(threads);
-    }
-
     static int BenchPretrain(Args args, Output output)
     {
         int repeats = args.Int("repeats", 5);
-        SetThreads(args, "bench pretrain");
         const int batch = 16, tokens = 64;
         using var model = BenchCommands.BabyLmSizedModel();
         using var optimizer = new CausalLmOptimizer(model, new PretrainConfig());
