@@ -49,6 +49,17 @@ public sealed class KvCache : IDisposable
         return (_keys[layer].narrow(2, 0, Length + t), _values[layer].narrow(2, 0, Length + t));
     }
 
+    /// <summary>
+    /// Forgets every position from <paramref name="length"/> on, so that another continuation of
+    /// the same prefix can be run (the scorer scores two sentences after one shared prefix).
+    /// </summary>
+    public void Truncate(int length)
+    {
+        if (length < 0 || length > Length)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"the cache holds {Length} positions");
+        Length = length;
+    }
+
     /// <summary>Called by the model once all layers have appended <paramref name="positions"/> new positions.</summary>
     internal void Advance(int positions) => Length += positions;
 
