@@ -50,8 +50,8 @@ public sealed record TokenScores(int[] Ids, int ScoredFrom, float[] LogProbs)
 /// </summary>
 public sealed class Scorer
 {
-    /// <summary>Positions per slice of the output head: (HeadRows, V) logits at a time, 16 MB for V = 16000.</summary>
-    public const int HeadRows = 256;
+    /// <summary>Positions per slice of the output head: (HeadRows, V) logits at a time, 32 MB for V = 16000.</summary>
+    public const int HeadRows = 512;
 
     /// <summary>Pairs whose common prefix is shorter run as two plain sequences (a prefix of one BOS saves nothing).</summary>
     const int MinSharedPrefix = 2;
