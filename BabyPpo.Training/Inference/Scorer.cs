@@ -12,7 +12,7 @@ public sealed record ScorerOptions
     /// head runs in slices of <see cref="Scorer.HeadRows"/> positions); speed does: on two CPU cores
     /// 1024–2048 beat 4096, whose activations no longer fit the caches.
     /// </summary>
-    public int MaxBatchTokens { get; init; } = 1536;
+    public int MaxBatchTokens { get; init; } = 2048;
     /// <summary>
     /// Beginning-of-word correction (minicons <c>bow_correction=True</c>; Pimentel &amp; Meister 2024,
     /// Oh &amp; Schuler 2024): a word's probability also includes that the token after it starts a new
@@ -238,8 +238,9 @@ public sealed class Scorer
 
         /// <summary>
         /// Pairs (2i, 2i + 1) whose sequences share a prefix of P ≥ 2 tokens, grouped by P so that
-        /// the prefixes need no padding: the prefixes run once into a KV cache, then the rest of
-        /// the first sequences, then (the cache cut back to P) the rest of the second ones.
+        /// the prefixes need no padding. Two passes per batch: the prefixes run once into a KV
+        /// cache; the cache's rows are doubled, and the rests of both sequences of every pair run
+        /// side by side (rows 2r and 2r + 1), each reading its pair's prefix.
         /// </summary>
         public void ScoreShared(int[] pairs)
         {
@@ -247,28 +248,26 @@ public sealed class Scorer
             foreach (var group in pairs.GroupBy(p => CommonPrefix(_sequences[2 * p], _sequences[2 * p + 1])).OrderByDescending(g => g.Key))
             {
                 int prefix = group.Key;
-                int Rest(int sequence) => Math.Max(0, InputLength(sequence) - prefix);
-                var order = group.OrderByDescending(p => Math.Max(Rest(2 * p), Rest(2 * p + 1))).ToArray();
+                int Rest(int pair) => Math.Max(0, Math.Max(InputLength(2 * pair), InputLength(2 * pair + 1)) - prefix);
+                var order = group.OrderByDescending(Rest).ToArray();
                 for (int start = 0; start < order.Length;)
                 {
                     _cancellationToken.ThrowIfCancellationRequested();
-                    int widest = Math.Max(prefix, Math.Max(Rest(2 * order[start]), Rest(2 * order[start] + 1)));
-                    int rows = Math.Max(1, Math.Min(order.Length - start, _scorer._options.MaxBatchTokens / widest));
+                    int width = Rest(order[start]);                             // the widest rest of the batch
+                    int rows = Math.Max(1, Math.Min(order.Length - start, _scorer._options.MaxBatchTokens / Math.Max(prefix, 2 * width)));
                     var batch = order[start..(start + rows)];
-                    int widthA = batch.Max(p => Rest(2 * p)), widthB = batch.Max(p => Rest(2 * p + 1));
                     using (var scope = NewDisposeScope())
                     {
-                        using var cache = new KvCache(_scorer._model.Config, rows, prefix + Math.Max(widthA, widthB), _scorer._model.Device);
+                        using var cache = new KvCache(_scorer._model.Config, rows, prefix + width, _scorer._model.Device);
                         var head = new Pass(rows, prefix);
                         for (int r = 0; r < rows; r++) AddPrefixRow(head, r, batch[r], prefix);
                         RunPass(head, cache);
-                        foreach (var (second, width) in new[] { (0, widthA), (1, widthB) })
+                        if (width > 0)
                         {
-                            if (width == 0) continue;
-                            cache.Truncate(prefix);
-                            var rest = new Pass(rows, width);
-                            for (int r = 0; r < rows; r++) AddRow(rest, r, 2 * batch[r] + second, prefix);
-                            RunPass(rest, cache);
+                            using var both = cache.RepeatRows(2);
+                            var rest = new Pass(2 * rows, width);
+                            for (int r = 0; r < 2 * rows; r++) AddRow(rest, r, 2 * batch[r / 2] + r % 2, prefix);
+                            RunPass(rest, both);
                         }
                     }
                     start += rows;

@@ -49,15 +49,23 @@ public sealed class KvCache : IDisposable
         return (_keys[layer].narrow(2, 0, Length + t), _values[layer].narrow(2, 0, Length + t));
     }
 
-    /// <summary>
-    /// Forgets every position from <paramref name="length"/> on, so that another continuation of
-    /// the same prefix can be run (the scorer scores two sentences after one shared prefix).
-    /// </summary>
-    public void Truncate(int length)
+    KvCache(Tensor[] keys, Tensor[] values, int length, int capacity, long batchSize)
     {
-        if (length < 0 || length > Length)
-            throw new ArgumentOutOfRangeException(nameof(length), length, $"the cache holds {Length} positions");
-        Length = length;
+        (_keys, _values, Length, Capacity, BatchSize) = (keys, values, length, capacity, batchSize);
+    }
+
+    /// <summary>
+    /// A new cache in which every row of this one appears <paramref name="copies"/> times in a row
+    /// (rows r·copies … r·copies + copies − 1 hold row r), filled as far as this one: a prefix computed
+    /// once can then be continued in several ways in one batch (the scorer's shared prefixes).
+    /// </summary>
+    public KvCache RepeatRows(int copies)
+    {
+        if (copies < 1) throw new ArgumentOutOfRangeException(nameof(copies), copies, "at least one copy");
+        using var _ = NewDisposeScope();
+        var keys = _keys.Select(k => k.repeat_interleave(copies, dim: 0).MoveToOuterDisposeScope()).ToArray();
+        var values = _values.Select(v => v.repeat_interleave(copies, dim: 0).MoveToOuterDisposeScope()).ToArray();
+        return new KvCache(keys, values, Length, Capacity, BatchSize * copies);
     }
 
     /// <summary>Called by the model once all layers have appended <paramref name="positions"/> new positions.</summary>
