@@ -159,6 +159,7 @@ public static class EvalCommands
             ["matmul_gflops"] = matmul,
             ["utilisation"] = gflops / matmul,
             ["pairs"] = report.N,
+            ["accuracy"] = report.Accuracy,
             ["paradigms"] = report.PerParadigm.Count,
             ["tokens_in_full"] = tokens,
             ["scoring_gflops"] = gflops,

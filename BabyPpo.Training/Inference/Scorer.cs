@@ -9,8 +9,10 @@ public sealed record ScorerOptions
 {
     /// <summary>
     /// Padded tokens per forward pass (rows × longest row). Memory hardly depends on it (the output
-    /// head runs in slices of <see cref="Scorer.HeadRows"/> positions); speed does: on two CPU cores
-    /// 1024–2048 beat 4096, whose activations no longer fit the caches.
+    /// head runs in slices of <see cref="Scorer.HeadRows"/> positions). On two CPU cores passes of
+    /// 1536–3072 tokens ran alike; small passes lose, since every pass pays each operation's fixed
+    /// cost, and with two threads each operation also waits for the slower thread (badly so when
+    /// other processes compete for the cores).
     /// </summary>
     public int MaxBatchTokens { get; init; } = 2048;
     /// <summary>
@@ -22,7 +24,7 @@ public sealed record ScorerOptions
     public bool BowCorrection { get; init; }
     /// <summary>
     /// <see cref="Scorer.ScorePairs"/> runs the common token prefix of a pair's two sentences once and
-    /// continues it twice from the KV cache. The scores are the same as scoring each sentence alone
+    /// continues both from its KV cache. The scores are the same as scoring each sentence alone
     /// (a token's probability depends only on the tokens before it); only the work shrinks.
     /// </summary>
     public bool SharePrefixes { get; init; } = true;
