@@ -33,6 +33,7 @@ public static class Cli
     [
         .. ModelCommands.All,
         .. BenchCommands.All,
+        .. RewardCommands.All,
     ];
 
     public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)

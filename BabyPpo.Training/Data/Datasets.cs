@@ -162,6 +162,23 @@ public static class Datasets
         return items.Where(item => countTokens(item.Utterance) > minTokens).ToList();
     }
 
+    /// <summary>
+    /// Caregiver utterances to answer (the input of the teacher): the <c>"prompt"</c> field of a
+    /// JSON array (.json) or JSON lines (.jsonl) of objects — a prompt set, train.json or
+    /// teacher_single.json — or one utterance per line of a text file (.txt). A leading speaker tag
+    /// (<c>"*MOT:"</c>) is stripped; blank lines are skipped; order and duplicates are kept.
+    /// </summary>
+    public static IReadOnlyList<string> ReadUtterances(string path)
+    {
+        if (Path.GetExtension(path).Equals(".txt", StringComparison.OrdinalIgnoreCase))
+            return RecordFiles.Lines(path).Where(l => !string.IsNullOrWhiteSpace(l)).Select(StripTag).ToList();
+        return RecordFiles.Json(path).Select(record =>
+        {
+            var utterance = StripTag(record.Text("prompt"));
+            return utterance.Length > 0 ? utterance : throw record.Error("field \"prompt\" is empty, expected the caregiver's words");
+        }).ToList();
+    }
+
     static int CountWords(string text) => text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
 
     /// <summary>"*MOT: what is that ?" → "what is that ?"; text without a tag is only trimmed.</summary>

@@ -59,7 +59,14 @@ public sealed class Scorer
     /// (as one text), and the continuation's tokens are those after the longest common prefix with
     /// the context's own encoding, so a merge across the boundary is attributed to the continuation.
     /// </summary>
-    public double[] ScoreContinuations(IReadOnlyList<(string Context, string Continuation)> pairs)
+    public double[] ScoreContinuations(IReadOnlyList<(string Context, string Continuation)> pairs) =>
+        ScoreContinuationTokens(pairs).Select(s => s.Sum).ToArray();
+
+    /// <summary>
+    /// The per-token form of <see cref="ScoreContinuations"/>: for each pair, the log-probability of
+    /// every continuation token (so callers can also count them, e.g. for a mean per token).
+    /// </summary>
+    public IReadOnlyList<TokenScores> ScoreContinuationTokens(IReadOnlyList<(string Context, string Continuation)> pairs)
     {
         var sequences = new List<int[]>(pairs.Count);
         var starts = new List<int>(pairs.Count);
@@ -72,7 +79,7 @@ public sealed class Scorer
             sequences.Add(whole);
             starts.Add(Math.Clamp(common, 1, whole.Length));
         }
-        return Score(sequences, starts).Select(s => s.Sum).ToArray();
+        return Score(sequences, starts);
     }
 
     /// <summary>
