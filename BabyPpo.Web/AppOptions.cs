@@ -60,3 +60,12 @@ public sealed class WorkOptions
     /// <summary>Torch device of training and evaluation ("cpu", "cuda").</summary>
     public string Device { get; set; } = "cpu";
 }
+
+/// <summary>Section "Rewards": the language models behind the LLM-based rewards.</summary>
+public sealed class RewardsOptions
+{
+    /// <summary>The judge of the "score" reward: a checkpoint folder or an OpenAI-compatible server URL; empty = not offered.</summary>
+    public string Judge { get; set; } = "";
+    /// <summary>The teacher of the "confidence" reward: a checkpoint folder or a server URL; empty = not offered.</summary>
+    public string Teacher { get; set; } = "";
+}
