@@ -4,6 +4,7 @@ using BabyPpo.Web.Live;
 using Hangfire;
 using Hangfire.InMemory;
 using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 

@@ -10,6 +10,8 @@ public sealed class JobQueue(IBackgroundJobClient client, JobStorage storage)
     /// <summary>This machine and process, as runs record their worker.</summary>
     public static string Worker { get; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 
+    static readonly string[] AliveStates = [EnqueuedState.StateName, ProcessingState.StateName, ScheduledState.StateName, AwaitingState.StateName];
+
     public string Train(int runId, string queue) =>
         client.Create(Job.FromExpression<TrainJob>(job => job.Run(runId, CancellationToken.None)), new EnqueuedState(queue));
 
@@ -27,7 +29,6 @@ public sealed class JobQueue(IBackgroundJobClient client, JobStorage storage)
     {
         if (jobId is null) return false;
         using var connection = storage.GetConnection();
-        var state = connection.GetStateData(jobId)?.Name;
-        return state is EnqueuedState.StateName or ProcessingState.StateName or ScheduledState.StateName or AwaitingState.StateName;
+        return connection.GetStateData(jobId)?.Name is { } state && AliveStates.Contains(state);
     }
 }

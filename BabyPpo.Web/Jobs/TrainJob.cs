@@ -58,7 +58,7 @@ public sealed class TrainJob(
             var reward = RewardFactory.Create(spec.Rewards, new RewardOptions { Judge = judge, Teacher = teacher });
             var environment = new RunEnvironment(runFolder, Path.GetFullPath(data.Value.Root), Path.GetFullPath(data.Value.DemoRoot), work.Value.Device);
             var result = PpoRun.Run(spec with { BaseModel = baseModel }, reward, environment, resume: true,
-                new StepWriter(this, runId), saved => StoreCheckpoint(runId, saved, spec.KeepCheckpoints), cancellation.Token);
+                new StepWriter(stats => WriteStep(runId, stats)), saved => StoreCheckpoint(runId, saved, spec.KeepCheckpoints), cancellation.Token);
 
             if (!result.Cancelled)
             {
@@ -157,30 +157,33 @@ public sealed class TrainJob(
         db.SaveChanges();
     }
 
-    /// <summary>Writes each step's metrics and samples, updates the run's progress, and tells the notifier; on the training thread.</summary>
-    sealed class StepWriter(TrainJob job, int runId) : IProgress<PpoStepStats>
+    /// <summary>Writes a step's metrics and samples, updates the run's progress, and tells the notifier; on the training thread.</summary>
+    void WriteStep(int runId, PpoStepStats stats)
     {
-        public void Report(PpoStepStats stats)
+        using var db = dbs.CreateDbContext();
+        var samples = stats.Samples.Select(s => new SampleRecord
         {
-            using var db = job.dbs.CreateDbContext();
-            var samples = stats.Samples.Select(s => new SampleRecord
-            {
-                RunId = runId, Step = s.Step, Prompt = s.Prompt, Answer = s.Answer, Reference = s.Reference,
-                Reward = double.IsFinite(s.Reward) ? s.Reward : null,
-            }).ToList();
-            db.Metrics.Add(new MetricRecord { RunId = runId, Step = stats.Step, Values = MetricsJson.ToJson(stats.Metrics) });
-            db.Samples.AddRange(samples);
-            var run = db.Runs.Single(r => r.Id == runId);
-            run.Step = stats.Step;
-            run.TotalSteps = stats.TotalSteps;
-            run.RewardMean = Finite(stats.Metrics, "env/reward_mean");
-            run.StepSeconds = Finite(stats.Metrics, "time/step");
-            db.SaveChanges();
-            job.notifier.Publish(new StepEvent(runId, stats.Step, stats.TotalSteps, stats.Metrics, samples));
-            foreach (var warning in stats.Warnings) job.logger.LogWarning("Run {RunId}: {Warning}", runId, warning);
-        }
+            RunId = runId, Step = s.Step, Prompt = s.Prompt, Answer = s.Answer, Reference = s.Reference,
+            Reward = double.IsFinite(s.Reward) ? s.Reward : null,
+        }).ToList();
+        db.Metrics.Add(new MetricRecord { RunId = runId, Step = stats.Step, Values = MetricsJson.ToJson(stats.Metrics) });
+        db.Samples.AddRange(samples);
+        var run = db.Runs.Single(r => r.Id == runId);
+        run.Step = stats.Step;
+        run.TotalSteps = stats.TotalSteps;
+        run.RewardMean = Finite(stats.Metrics, "env/reward_mean");
+        run.StepSeconds = Finite(stats.Metrics, "time/step");
+        db.SaveChanges();
+        notifier.Publish(new StepEvent(runId, stats.Step, stats.TotalSteps, stats.Metrics, samples));
+        foreach (var warning in stats.Warnings) logger.LogWarning("Run {RunId}: {Warning}", runId, warning);
+    }
 
-        static double? Finite(IReadOnlyDictionary<string, double> metrics, string key) =>
-            metrics.TryGetValue(key, out var v) && double.IsFinite(v) ? v : null;
+    static double? Finite(IReadOnlyDictionary<string, double> metrics, string key) =>
+        metrics.TryGetValue(key, out var v) && double.IsFinite(v) ? v : null;
+
+    /// <summary>Reports synchronously on the training thread (Progress&lt;T&gt; would post to the thread pool).</summary>
+    sealed class StepWriter(Action<PpoStepStats> write) : IProgress<PpoStepStats>
+    {
+        public void Report(PpoStepStats value) => write(value);
     }
 }
