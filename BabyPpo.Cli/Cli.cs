@@ -34,6 +34,7 @@ public static class Cli
         .. ModelCommands.All,
         .. BenchCommands.All,
         .. RewardCommands.All,
+        .. TrainCommands.All,
     ];
 
     public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)

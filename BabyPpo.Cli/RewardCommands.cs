@@ -111,11 +111,13 @@ public static class RewardCommands
         return 0;
     }
 
-    static ILlmBackend Open(Args args, string folderOrUrl, string tokenizerOption, string modelOption) =>
+    /// <summary>A judge or teacher back-end from a checkpoint folder or a server URL, with the shared options.</summary>
+    internal static ILlmBackend Open(Args args, string folderOrUrl, string tokenizerOption, string modelOption) =>
         LlmBackend.Open(folderOrUrl, args.Get(tokenizerOption), args.Get(modelOption),
             args.Get("api-key") ?? Environment.GetEnvironmentVariable("OPENAI_API_KEY"), LlmBackend.IsUrl(folderOrUrl) ? null : Device(args));
 
-    static Device Device(Args args)
+    /// <summary>--device: cpu, cuda or cuda:N (checked to exist).</summary>
+    internal static Device Device(Args args)
     {
         string name = args.Get("device") ?? "cpu";
         if (name is not ("cpu" or "cuda") && !name.StartsWith("cuda:", StringComparison.Ordinal))

@@ -1,3 +1,7 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+
 namespace BabyPpo.Training.Ppo;
 
 /// <summary>How the per-token KL penalty between policy and reference is estimated (trl's <c>kl_penalty</c>).</summary>
@@ -81,6 +85,59 @@ public sealed record PpoConfig
 
     /// <summary>Samples per optimizer step (trl: <c>backward_batch_size</c>).</summary>
     public int BackwardBatchSize => MiniBatchSize * GradientAccumulationSteps;
+
+    // trl names that differ from the snake_case of ours, and trl settings that do not apply here.
+    static readonly Dictionary<string, string> TrlAliases = new()
+    {
+        ["cliprange"] = "clip_range", ["cliprange_value"] = "clip_range_value", ["adap_kl_ctrl"] = "adaptive_kl_control",
+    };
+    static readonly HashSet<string> TrlIgnored =
+    [
+        "exp_name", "log_with", "task_name", "model_name", "query_dataset", "reward_model", "remove_unused_columns", "tracker_kwargs",
+        "accelerator_kwargs", "project_kwargs", "tracker_project_name", "push_to_hub_if_best_kwargs", "steps", "forward_batch_size",
+        "world_size", "optimize_cuda_cache", "optimize_device_cache", "compare_steps", "is_encoder_decoder", "is_peft_model",
+        "backward_batch_size", "global_backward_batch_size", "global_batch_size",
+    ];
+
+    /// <summary>
+    /// Reads a PPO config JSON written with trl's <c>PPOConfig</c> field names (learning_rate,
+    /// batch_size, mini_batch_size, cliprange, adap_kl_ctrl, …). Fields left out keep trl's defaults;
+    /// trl settings without meaning here (logging, hub, devices) are ignored; anything else is an error.
+    /// </summary>
+    public static PpoConfig FromTrlJson(string json, string source = "ppo.json")
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(json)?.AsObject() ?? throw new JsonException("empty"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException) { throw InputException.At(source, $"not a JSON object ({e.Message})"); }
+        var known = typeof(PpoConfig).GetProperties().Where(p => p.CanWrite).Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name)).ToHashSet();
+        var cleaned = new JsonObject();
+        foreach (var (key, value) in o)
+        {
+            var name = TrlAliases.GetValueOrDefault(key, key);
+            if (TrlIgnored.Contains(key)) continue;
+            if (!known.Contains(name))
+                throw InputException.At(source, $"unknown PPO setting \"{key}\"; expected trl PPOConfig fields such as {string.Join(", ", known.Order().Take(8))}, …");
+            cleaned[name] = value?.DeepClone();
+        }
+        try
+        {
+            var config = cleaned.Deserialize<PpoConfig>(new JsonSerializerOptions
+            {
+                PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+                Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+            })!;
+            config.Validate();
+            return config;
+        }
+        catch (JsonException e)
+        {
+            throw InputException.At(source, $"bad value: {e.Message}");
+        }
+        catch (InputException e)
+        {
+            throw InputException.At(source, e.Message);
+        }
+    }
 
     /// <summary>Checks the relations trl checks, with messages that name the field.</summary>
     public void Validate()
