@@ -7,17 +7,18 @@ using Microsoft.EntityFrameworkCore;
 
 namespace BabyPpo.Web.Api;
 
-/// <summary>A run as the API and the runs page show it. <c>Status</c> is queued, running, succeeded, failed or cancelled; <c>EtaSeconds</c> is the remaining steps × the last step's seconds.</summary>
+/// <summary>A run as the API and the runs page show it. <c>Status</c> is queued, running, succeeded, failed or cancelled; <c>EtaSeconds</c> is the remaining steps × the last step's seconds; <c>Spec</c> is the run spec with every default filled in.</summary>
 public sealed record RunView(
     int Id, string Name, string Status, int Step, int TotalSteps, string BaseModel, string Reward, string PromptSet, string Queue,
     double? RewardMean, double? StepSeconds, double? EtaSeconds, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt,
-    string? Error, string? Worker, IReadOnlyList<string> Evaluations)
+    string? Error, string? Worker, IReadOnlyList<string> Evaluations, JsonObject Spec)
 {
     public static RunView From(RunRecord r) => new(
         r.Id, r.Name, r.Status.ToString().ToLowerInvariant(), r.Step, r.TotalSteps, r.BaseModel?.Name ?? "", r.Reward, r.PromptSet, r.Queue,
         r.RewardMean, r.StepSeconds,
         r.Status == JobStatus.Running && r.StepSeconds is { } s && r.TotalSteps > r.Step ? s * (r.TotalSteps - r.Step) : null,
-        r.CreatedAt, r.StartedAt, r.FinishedAt, r.Error, r.Worker, r.Evaluations.Split(',', StringSplitOptions.RemoveEmptyEntries));
+        r.CreatedAt, r.StartedAt, r.FinishedAt, r.Error, r.Worker, r.Evaluations.Split(',', StringSplitOptions.RemoveEmptyEntries),
+        JsonNode.Parse(r.SpecJson)!.AsObject());
 }
 
 /// <summary>The id of a created run.</summary>
