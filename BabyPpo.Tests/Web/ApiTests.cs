@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR.Client;
 
 namespace BabyPpo.Tests.Web;
 
@@ -133,6 +136,42 @@ public abstract class ApiTests(AppFixture fixture)
         Assert.StartsWith("model,task,dataset,n,accuracy", csv);
         Assert.Contains(finalLabel, csv);
         Assert.Contains("| Model |", await client.GetStringAsync("/api/leaderboard/export?format=markdown"));
+    }
+
+    [Fact]
+    public async Task TheRunsHubStreamsEachStepToTheClientsWatchingTheRun()
+    {
+        using var client = _app.CreateClient();
+        var steps = new List<int>();
+        var done = new TaskCompletionSource();
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(_app.Server.BaseAddress, "hubs/runs"), o =>
+            {
+                o.HttpMessageHandlerFactory = _ => _app.Server.CreateHandler();
+                o.Transports = HttpTransportType.LongPolling;
+            })
+            .Build();
+        hub.On<JsonElement>("step", message =>
+        {
+            lock (steps) steps.Add(message.GetProperty("step").GetInt32());
+            Assert.True(message.GetProperty("metrics").TryGetProperty("env/reward_mean", out _));
+        });
+        hub.On<JsonElement>("status", message =>
+        {
+            if (message.GetProperty("status").GetString() is "succeeded" or "failed") done.TrySetResult();
+        });
+        await hub.StartAsync();
+
+        int id = await _app.StartRunAsync(client, TestApp.TinyRun("watched", steps: 3));
+        await hub.InvokeAsync("Watch", id);
+        await done.Task.WaitAsync(TimeSpan.FromMinutes(3));
+
+        lock (steps)
+        {
+            Assert.NotEmpty(steps);
+            Assert.Equal(3, steps[^1]);
+            Assert.Equal(steps.Order(), steps);
+        }
     }
 
     [Fact]

@@ -1,0 +1,101 @@
+using Microsoft.Playwright;
+
+namespace BabyPpo.Tests.Web;
+
+/// <summary>
+/// A person's path through the app in Debian's Chromium: fill the form, watch the reward chart grow
+/// while the run trains, see the run succeed and its evaluation on the results page. The browser
+/// may reach 127.0.0.1 only, and any console error fails the test.
+/// </summary>
+[Collection(WebCollection.Name)]
+public sealed class BrowserTests
+{
+    const string Chromium = "/usr/bin/chromium";
+
+    [Fact]
+    public async Task AFormRunShowsLiveRewardPointsSucceedsAndItsEvaluationReachesTheResultsPage()
+    {
+        using var app = new TestApp(TestDatabase.Sqlite, kestrel: true);
+        app.StartServer();
+        var userData = Directory.CreateTempSubdirectory("babyppo-chromium-").FullName;
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchPersistentContextAsync(userData, new BrowserTypeLaunchPersistentContextOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+            ViewportSize = new ViewportSize { Width = 1400, Height = 1000 },
+        });
+        var blocked = new List<string>();
+        await browser.RouteAsync("**/*", route =>
+        {
+            if (new Uri(route.Request.Url).Host == "127.0.0.1") return route.ContinueAsync();
+            lock (blocked) blocked.Add(route.Request.Url);
+            return route.AbortAsync();
+        });
+        var consoleErrors = new List<string>();
+        var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
+        page.Console += (_, message) => { if (message.Type == "error") lock (consoleErrors) consoleErrors.Add(message.Text); };
+        page.PageError += (_, error) => { lock (consoleErrors) consoleErrors.Add(error); };
+        try
+        {
+            await page.GotoAsync(app.BaseUrl + "new");
+            // Prerendered HTML comes first; fill the form once the circuit has made it interactive.
+            await page.WaitForSelectorAsync("form#new-run[data-interactive=true]");
+            await Setting(page, "name", "browser-run");
+            await page.SelectOptionAsync("#baseModel", "tiny-llama");
+            await page.SelectOptionAsync("#promptSet", "demo-prompts");
+            await Setting(page, "steps", "3");
+            await Setting(page, "checkpointEvery", "1");
+            await Setting(page, "ppo-batchSize", "4");
+            await Setting(page, "ppo-miniBatchSize", "2");
+            await Setting(page, "ppo-ppoEpochs", "2");
+            await Setting(page, "generation-batchSize", "4");
+            await Setting(page, "generation-maxNewTokens", "16");
+            await page.CheckAsync("#eval-lexical-decision-demo");
+            await page.ClickAsync("#submit");
+
+            await page.WaitForURLAsync("**/runs/*");
+            // plotly.js loads lazily: wait for the chart element's data before reading it.
+            await page.WaitForFunctionAsync("() => document.getElementById('reward-chart')?.data !== undefined", null, new() { Timeout = 60_000 });
+            var seen = new SortedSet<int>();
+            var deadline = DateTime.UtcNow.AddMinutes(3);
+            while (DateTime.UtcNow < deadline)
+            {
+                int points = await page.EvaluateAsync<int>("() => document.getElementById('reward-chart').data.at(-1).x.length");
+                seen.Add(points);
+                if (points == 3) break;
+                await Task.Delay(100);
+            }
+            Assert.True(seen.Max == 3 && seen.Count >= 2, $"the reward chart should gain points while the run trains; saw point counts {string.Join(", ", seen)}");
+            await page.WaitForSelectorAsync(".run-summary [data-status=succeeded]", new() { Timeout = 120_000 });
+
+            await page.ClickAsync("header nav >> text=Results");
+            await page.WaitForSelectorAsync("#leaderboard tr[data-label*='browser-run'] td[data-task='lexical-decision-demo'] span", new() { Timeout = 180_000 });
+            var cell = await page.TextContentAsync("#leaderboard tr[data-label*='browser-run'] td[data-task='lexical-decision-demo']");
+            Assert.Matches(@"\d+\.\d \[\d+\.\d, \d+\.\d\]", cell);
+            await page.WaitForSelectorAsync("#paradigms-lexical-decision-demo, #leaderboard");
+
+            Directory.CreateDirectory(Path.Combine(SharedData.RepositoryRoot, "TestResults"));
+            await page.ScreenshotAsync(new() { Path = Path.Combine(SharedData.RepositoryRoot, "TestResults", "web-results.png"), FullPage = true });
+            await page.GotoAsync(app.BaseUrl + "runs/1");
+            await page.WaitForFunctionAsync("() => document.getElementById('reward-chart')?.data?.at(-1)?.x?.length === 3", null, new() { Timeout = 60_000 });
+            await page.ScreenshotAsync(new() { Path = Path.Combine(SharedData.RepositoryRoot, "TestResults", "web-run.png"), FullPage = true });
+        }
+        finally
+        {
+            await browser.CloseAsync();
+            Directory.Delete(userData, recursive: true);
+        }
+        Assert.Empty(blocked);
+        Assert.Empty(consoleErrors);
+        Directory.Delete(app.Folder, recursive: true);
+    }
+
+    /// <summary>Fills an input and commits it (Blazor's bindings listen to change events).</summary>
+    static async Task Setting(IPage page, string id, string value)
+    {
+        await page.FillAsync($"#{id}", value);
+        await page.DispatchEventAsync($"#{id}", "change");
+    }
+}
