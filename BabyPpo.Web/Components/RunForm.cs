@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using BabyPpo.Training.Ppo;
 using BabyPpo.Web.Jobs;
 
 namespace BabyPpo.Web.Components;
@@ -26,8 +27,8 @@ public sealed class RunForm
         CheckpointEvery = _defaults["checkpointEvery"]!.GetValue<int>();
         SampleEvery = _defaults["sampleEvery"]!.GetValue<int>();
         Seed = _defaults["seed"]!.GetValue<int>();
-        foreach (var (key, value) in _defaults["ppo"]!.AsObject()) Ppo[key] = Text(value);
-        foreach (var (key, value) in _defaults["generation"]!.AsObject()) Generation[key] = Text(value);
+        foreach (var (key, value) in _defaults["ppo"]!.AsObject().Where(kv => Settable<PpoConfig>(kv.Key))) Ppo[key] = Text(value);
+        foreach (var (key, value) in _defaults["generation"]!.AsObject().Where(kv => Settable<GenerationSettings>(kv.Key))) Generation[key] = Text(value);
     }
 
     public string Name { get; set; } = "";
@@ -101,6 +102,9 @@ public sealed class RunForm
         }
         return result;
     }
+
+    /// <summary>Whether the JSON field is a setting (PpoConfig also writes a derived value, backwardBatchSize).</summary>
+    static bool Settable<T>(string key) => typeof(T).GetProperty(char.ToUpperInvariant(key[0]) + key[1..])?.CanWrite == true;
 
     static string Text(JsonNode? value) => value switch
     {
