@@ -72,10 +72,24 @@ public sealed class BrowserTests
             await page.ScreenshotAsync(new() { Path = Artifact("web-run.png"), FullPage = true });
 
             await page.ClickAsync("header nav >> text=Results");
-            await page.WaitForSelectorAsync("#leaderboard tr[data-label*='browser-run'] td[data-task='lexical-decision-demo'] span", new() { Timeout = 180_000 });
+            const string cellSelector = "#leaderboard tr[data-label*='browser-run'] td[data-task='lexical-decision-demo'] span";
+            await page.WaitForSelectorAsync($"{cellSelector}, #pending [data-status=failed]", new() { Timeout = 180_000 });
+            Assert.True(await page.QuerySelectorAsync(cellSelector) is not null, $"the evaluation failed: {await page.TextContentAsync("#pending")}");
             var cell = await page.TextContentAsync("#leaderboard tr[data-label*='browser-run'] td[data-task='lexical-decision-demo']");
             Assert.Matches(@"\d+\.\d \[\d+\.\d, \d+\.\d\]", cell);
             await page.ScreenshotAsync(new() { Path = Artifact("web-results.png"), FullPage = true });
+
+            // Upload a checkpoint folder as a .zip on the models page.
+            var zip = Path.Combine(app.Folder, "uploaded.zip");
+            System.IO.Compression.ZipFile.CreateFromDirectory(SharedData.Fixture("models", "tiny-llama"), zip);
+            await page.ClickAsync("header nav >> text=Models");
+            await page.WaitForSelectorAsync("#models tr[data-model='tiny-llama']");
+            await Setting(page, "upload-name", "uploaded-baby");
+            await page.SetInputFilesAsync("#upload input[type=file]", zip);
+            await page.ClickAsync("#upload button[type=submit]");
+            await page.WaitForSelectorAsync("#models tr[data-model='uploaded-baby']");
+            Assert.Equal(await page.TextContentAsync("#models tr[data-model='tiny-llama'] td:nth-child(3)"),
+                await page.TextContentAsync("#models tr[data-model='uploaded-baby'] td:nth-child(3)"));
         }
         catch
         {

@@ -53,6 +53,9 @@ public sealed class TestApp : WebApplicationFactory<web::Program>
             ["Data:DemoRoot"] = SharedData.DemoData,
             ["Models:Folder"] = models,
             ["Work:Folder"] = Path.Combine(Folder, "work"),
+            ["Logging:LogLevel:Default"] = "Warning",
+            // EF Core logs the migrations-history probe of a new database as a failed command.
+            ["Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command"] = "None",
         };
         if (database == TestDatabase.Postgres) _settings["ConnectionStrings:Postgres"] = ConnectionString;
         if (kestrel)
