@@ -48,6 +48,11 @@ public sealed class BrowserTests
             await Setting(page, "steps", "3");
             await Setting(page, "checkpointEvery", "1");
             await Setting(page, "ppo-batchSize", "4");
+            // A wrong field: its message appears beside it and nothing is queued.
+            await Setting(page, "ppo-miniBatchSize", "3");
+            await page.ClickAsync("#submit");
+            await page.WaitForSelectorAsync(".field-error[data-field='ppo.batchSize']");
+            Assert.EndsWith("/new", page.Url);
             await Setting(page, "ppo-miniBatchSize", "2");
             await Setting(page, "ppo-ppoEpochs", "2");
             await Setting(page, "generation-batchSize", "4");
