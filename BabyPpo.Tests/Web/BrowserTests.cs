@@ -53,6 +53,8 @@ public sealed class BrowserTests
             await page.ClickAsync("#submit");
             await page.WaitForSelectorAsync(".field-error[data-field='ppo.batchSize']");
             Assert.EndsWith("/new", page.Url);
+            using (var api = new HttpClient { BaseAddress = new Uri(app.BaseUrl) })
+                Assert.Equal("[]", await api.GetStringAsync("/api/runs"));
             await Setting(page, "ppo-miniBatchSize", "2");
             await Setting(page, "ppo-ppoEpochs", "2");
             await Setting(page, "generation-batchSize", "4");
