@@ -1,3 +1,5 @@
+using System.Net;
+using System.Text.Json.Nodes;
 using Microsoft.Playwright;
 
 namespace BabyPpo.Tests.Web;
@@ -39,6 +41,12 @@ public sealed class BrowserTests
         page.PageError += (_, error) => { lock (consoleErrors) consoleErrors.Add(error); };
         try
         {
+            // A long run holds the only worker, so that the form's run waits in the queue until its
+            // page (and plotly.js, which loads lazily) is up; cancelling it lets the form's run train.
+            using var api = new HttpClient { BaseAddress = new Uri(app.BaseUrl) };
+            int blocker = await app.StartRunAsync(api, TestApp.TinyRun("blocker", steps: 10_000, checkpointEvery: 10_000));
+            await TestApp.WaitForAsync(api, $"/api/runs/{blocker}", r => r["step"]!.GetValue<int>() >= 1);
+
             await page.GotoAsync(app.BaseUrl + "new");
             // Prerendered HTML comes first; fill the form once the circuit has made it interactive.
             await page.WaitForSelectorAsync("form#new-run[data-interactive=true]");
@@ -53,8 +61,7 @@ public sealed class BrowserTests
             await page.ClickAsync("#submit");
             await page.WaitForSelectorAsync(".field-error[data-field='ppo.batchSize']");
             Assert.EndsWith("/new", page.Url);
-            using (var api = new HttpClient { BaseAddress = new Uri(app.BaseUrl) })
-                Assert.Equal("[]", await api.GetStringAsync("/api/runs"));
+            Assert.Single(JsonNode.Parse(await api.GetStringAsync("/api/runs"))!.AsArray());
             await Setting(page, "ppo-miniBatchSize", "2");
             await Setting(page, "ppo-ppoEpochs", "2");
             await Setting(page, "generation-batchSize", "4");
@@ -62,27 +69,32 @@ public sealed class BrowserTests
             await page.CheckAsync("#eval-lexical-decision-demo");
             await page.ClickAsync("#submit");
 
-            await page.WaitForURLAsync("**/runs/*");
-            // plotly.js loads lazily: wait for the chart element's data before reading it.
+            // Blazor navigates in the page (no load event).
+            await page.WaitForFunctionAsync("() => /\\/runs\\/\\d+$/.test(location.pathname)");
+            int id = int.Parse(page.Url.Split('/')[^1]);
+            // plotly.js loads lazily: wait for the chart element's data, then record every point count it shows.
             await page.WaitForFunctionAsync("() => document.getElementById('reward-chart')?.data !== undefined", null, new() { Timeout = 60_000 });
-            var seen = new SortedSet<int>();
-            var deadline = DateTime.UtcNow.AddMinutes(3);
-            while (DateTime.UtcNow < deadline)
-            {
-                int points = await page.EvaluateAsync<int>("() => document.getElementById('reward-chart').data.at(-1).x.length");
-                seen.Add(points);
-                if (points == 3) break;
-                await Task.Delay(100);
-            }
-            Assert.True(seen.Max == 3 && seen.Count >= 2, $"the reward chart should gain points while the run trains; saw point counts {string.Join(", ", seen)}");
+            await page.EvaluateAsync("""
+                () => {
+                    window.rewardPoints = [];
+                    setInterval(() => {
+                        const n = document.getElementById('reward-chart')?.data?.at(-1)?.x?.length ?? -1;
+                        if (window.rewardPoints.at(-1) !== n) window.rewardPoints.push(n);
+                    }, 5);
+                }
+                """);
+            Assert.Equal(HttpStatusCode.Accepted, (await api.PostAsync($"/api/runs/{blocker}/cancel", null)).StatusCode);
             await page.WaitForSelectorAsync(".run-summary [data-status=succeeded]", new() { Timeout = 120_000 });
+            await page.WaitForFunctionAsync("() => window.rewardPoints.at(-1) === 3");
+            var points = await page.EvaluateAsync<int[]>("() => window.rewardPoints");
+            Assert.True(points[0] == 0 && points.Any(n => n is 1 or 2), $"the reward chart should gain points while the run trains; it showed {string.Join(" → ", points)}");
             await page.ScreenshotAsync(new() { Path = Artifact("web-run.png"), FullPage = true });
 
             await page.ClickAsync("header nav >> text=Results");
-            const string cellSelector = "#leaderboard tr[data-label*='browser-run'] td[data-task='lexical-decision-demo'] span";
+            var cellSelector = $"#leaderboard tr[data-label^='browser-run #{id} '] td[data-task='lexical-decision-demo'] span";
             await page.WaitForSelectorAsync($"{cellSelector}, #pending [data-status=failed]", new() { Timeout = 180_000 });
             Assert.True(await page.QuerySelectorAsync(cellSelector) is not null, $"the evaluation failed: {await page.TextContentAsync("#pending")}");
-            var cell = await page.TextContentAsync("#leaderboard tr[data-label*='browser-run'] td[data-task='lexical-decision-demo']");
+            var cell = await page.TextContentAsync($"#leaderboard tr[data-label^='browser-run #{id} '] td[data-task='lexical-decision-demo']");
             Assert.Matches(@"\d+\.\d \[\d+\.\d, \d+\.\d\]", cell);
             await page.ScreenshotAsync(new() { Path = Artifact("web-results.png"), FullPage = true });
 
