@@ -126,12 +126,5 @@ public sealed class FolderStore(IDbContextFactory<BabyPpoDb> dbs)
         }
     }
 
-    /// <summary>Deletes a stored folder with its files and chunks.</summary>
-    public async Task DeleteAsync(int folderId, CancellationToken cancellationToken = default)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        await db.Folders.Where(f => f.Id == folderId).ExecuteDeleteAsync(cancellationToken);
-    }
-
     static string Hex(byte[] hash) => Convert.ToHexStringLower(hash);
 }
