@@ -36,9 +36,9 @@ public sealed class Leaderboard(IDbContextFactory<BabyPpoDb> dbs)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var e = await db.Evaluations.AsNoTracking().Include(x => x.Paradigms).SingleAsync(x => x.Id == evaluationId, cancellationToken);
-        var items = await db.Items.AsNoTracking().Where(i => i.EvaluationId == evaluationId).OrderBy(i => i.Id)
-            .Select(i => new ItemResult(i.ItemId, i.Correct, i.ScoreGood ?? double.NaN, i.ScoreBad ?? double.NaN, i.Group))
-            .ToListAsync(cancellationToken);
+        var rows = await db.Items.AsNoTracking().Where(i => i.EvaluationId == evaluationId).OrderBy(i => i.Id).ToListAsync(cancellationToken);
+        // Non-finite scores were stored as null (SQLite has no NaN); they come back as NaN, here and not in SQL.
+        var items = rows.Select(i => new ItemResult(i.ItemId, i.Correct, i.ScoreGood ?? double.NaN, i.ScoreBad ?? double.NaN, i.Group)).ToList();
         return new EvalReport(e.Task, e.Label, e.Dataset ?? "", e.N, e.Accuracy ?? 0, new Interval(e.CiLow ?? 0, e.CiHigh ?? 0), e.MacroAccuracy,
             e.Paradigms.OrderBy(p => p.Name, StringComparer.Ordinal).ToDictionary(p => p.Name, p => new GroupResult(p.N, p.Accuracy)),
             items, JsonSerializer.Deserialize<Dictionary<string, string>>(e.Options) ?? [], e.Unscorable,
