@@ -30,7 +30,8 @@ public sealed class FolderStoreTests
             {
                 connection.Open();
                 using var damage = connection.CreateCommand();
-                damage.CommandText = "UPDATE file_chunks SET Data = zeroblob(length(Data)) WHERE Id = (SELECT MIN(Id) FROM file_chunks)";
+                damage.CommandText = "UPDATE file_chunks SET Data = zeroblob(length(Data)) WHERE Id = (SELECT MIN(c.Id) FROM file_chunks c JOIN stored_files f ON f.Id = c.FileId WHERE f.FolderId = $folder)";
+                damage.Parameters.AddWithValue("$folder", id);
                 Assert.Equal(1, damage.ExecuteNonQuery());
             }
             await Assert.ThrowsAsync<InvalidDataException>(() => store.ExtractAsync(id, Path.Combine(app.Folder, "extracted")));
