@@ -91,6 +91,8 @@ public sealed class BrowserTests
             await page.ScreenshotAsync(new() { Path = Artifact("web-run.png"), FullPage = true });
 
             await page.ClickAsync("header nav >> text=Results");
+            // The prerendered page is replaced when the circuit takes over: wait for the live one.
+            await page.WaitForSelectorAsync("#results[data-ready=true]");
             var cellSelector = $"#leaderboard tr[data-label^='browser-run #{id} '] td[data-task='lexical-decision-demo'] span";
             await page.WaitForSelectorAsync($"{cellSelector}, #pending [data-status=failed]", new() { Timeout = 180_000 });
             Assert.True(await page.QuerySelectorAsync(cellSelector) is not null, $"the evaluation failed: {await page.TextContentAsync("#pending")}");
@@ -102,7 +104,7 @@ public sealed class BrowserTests
             var zip = Path.Combine(app.Folder, "uploaded.zip");
             System.IO.Compression.ZipFile.CreateFromDirectory(SharedData.Fixture("models", "tiny-llama"), zip);
             await page.ClickAsync("header nav >> text=Models");
-            await page.WaitForSelectorAsync("#models tr[data-model='tiny-llama']");
+            await page.WaitForSelectorAsync("#models-page[data-ready=true]");
             await Setting(page, "upload-name", "uploaded-baby");
             await page.SetInputFilesAsync("#upload input[type=file]", zip);
             await page.ClickAsync("#upload button[type=submit]");
