@@ -32,6 +32,7 @@ public static class Cli
     public static readonly IReadOnlyList<Command> Commands =
     [
         .. ModelCommands.All,
+        .. PretrainCommands.All,
         .. BenchCommands.All,
         .. RewardCommands.All,
         .. TrainCommands.All,
@@ -60,8 +61,8 @@ public static class Cli
         }
         try
         {
-            var options = command.Options.Append(new Option("json", "print one JSON object instead of text", IsFlag: true)).ToList();
-            var args = Args.Parse(command.Name, options, rest);
+            var args = Args.Parse(command.Name, [.. command.Options, .. GlobalOptions], rest);
+            SetThreads(args, command.Name);
             return command.Run(args, new Output(stdout, stderr, args.Flag("json")));
         }
         catch (InputException e)
@@ -76,12 +77,32 @@ public static class Cli
         }
     }
 
+    /// <summary>Options every command takes.</summary>
+    static readonly Option[] GlobalOptions =
+    [
+        new("json", "print one JSON object instead of text", IsFlag: true),
+        new("threads", "CPU threads for libtorch (default: $BABYPPO_THREADS, else one per core; 1 is often faster on a busy machine)"),
+    ];
+
+    /// <summary>
+    /// libtorch's intra-op threads: --threads, else $BABYPPO_THREADS, else libtorch's default (one per
+    /// core). When other processes hold the cores, libtorch's threads stall waiting for each other,
+    /// and fewer threads are then much faster.
+    /// </summary>
+    static void SetThreads(Args args, string command)
+    {
+        var value = args.Get("threads") ?? Environment.GetEnvironmentVariable("BABYPPO_THREADS");
+        if (string.IsNullOrEmpty(value)) return;
+        if (!int.TryParse(value, out int threads) || threads < 1)
+            throw new InputException($"{command}: --threads (or BABYPPO_THREADS) must be a whole number of at least 1, got '{value}'");
+        TorchSharp.torch.set_num_threads(threads);
+    }
+
     static string Usage() =>
         "usage: babyppo <command> [options]   (babyppo <command> --help for its options)\n\ncommands:\n" +
         string.Join("\n", Commands.Select(c => $"  {c.Name,-18} {c.Summary}"));
 
     static string Help(Command c) =>
         $"babyppo {c.Name}: {c.Summary}\n\noptions:\n" +
-        string.Join("\n", c.Options.Select(o => $"  --{o.Name}{(o.IsFlag ? "" : " VALUE"),-8} {o.Help}{(o.Default is null ? "" : $" (default {o.Default})")}")) +
-        "\n  --json           print one JSON object instead of text";
+        string.Join("\n", c.Options.Concat(GlobalOptions).Select(o => $"  --{o.Name}{(o.IsFlag ? "" : " VALUE"),-8} {o.Help}{(o.Default is null ? "" : $" (default {o.Default})")}"));
 }

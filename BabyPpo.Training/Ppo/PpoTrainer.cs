@@ -108,7 +108,7 @@ public sealed class PpoTrainer : IDisposable
             phase.Restart();
             var maskF = masks.to(ScalarType.Float32);
             var kls = full
-                ? PpoMath.KlPenaltyOf(policyPass.Logits!.log_softmax(-1), refPass.Logits!.log_softmax(-1), KlPenalty.Full)
+                ? policyPass.Widen(PpoMath.KlPenaltyOf(policyPass.Logits!.log_softmax(-1), refPass.Logits!.log_softmax(-1), KlPenalty.Full))
                 : PpoMath.KlPenaltyOf(oldLogProbs, refLogProbs, Config.KlPenalty);
             var scoreTensor = tensor(scaled.Select(s => (float)s).ToArray(), device: Policy.Device);
             var (rewards, nonScore, _) = PpoMath.ComputeRewards(scoreTensor, kls, maskF, Kl.Value);
@@ -165,10 +165,12 @@ public sealed class PpoTrainer : IDisposable
             batch.InputIds.index_select(0, rows), batch.AttentionMask.index_select(0, rows),
             indices.Select(i => queryLengths[i]).ToArray(), indices.Select(i => responseLengths[i]).ToArray(),
             returnLogits: true, train: true);
-        var mask = batch.Masks.index_select(0, rows).to(ScalarType.Float32);
+        // Everything outside the response window has mask 0 and adds nothing to the masked means.
+        Tensor Window(Tensor t) => t.narrow(1, pass.WindowStart, pass.WindowLength);
         var loss = PpoMath.Loss(
-            batch.OldLogProbs.index_select(0, rows), batch.OldValues.index_select(0, rows), pass.Logits!, pass.Values!,
-            pass.LogProbs, mask, batch.Advantages.index_select(0, rows), batch.Returns.index_select(0, rows), Config);
+            Window(batch.OldLogProbs.index_select(0, rows)), Window(batch.OldValues.index_select(0, rows)), pass.Logits!, Window(pass.Values!),
+            Window(pass.LogProbs), Window(batch.Masks.index_select(0, rows)).to(ScalarType.Float32),
+            Window(batch.Advantages.index_select(0, rows)), Window(batch.Returns.index_select(0, rows)), Config);
         // accelerate divides the loss by the accumulation steps before backward
         (loss.Total / Config.GradientAccumulationSteps).backward();
         return loss.Stats;
@@ -181,17 +183,34 @@ public sealed class PpoTrainer : IDisposable
         _optimizer.zero_grad();
     }
 
-    /// <summary>Output of a forward pass over query + response: all (B, L), logits (B, L, V).</summary>
-    record Pass(Tensor LogProbs, Tensor? Logits, Tensor? Values, Tensor Masks);
+    /// <summary>
+    /// Output of a forward pass over query + response: log-probs, values and masks (B, L), and the
+    /// logits (B, W, V) of the response window [WindowStart, WindowStart + W) only, the positions
+    /// where any row's mask can be 1: the output head and its softmax are computed there alone.
+    /// </summary>
+    sealed record Pass(Tensor LogProbs, Tensor? Logits, Tensor? Values, Tensor Masks, long WindowStart, long WindowLength)
+    {
+        /// <summary>A (B, W) tensor of the window placed in a zero (B, L) tensor.</summary>
+        public Tensor Widen(Tensor window) => Widen(window, WindowStart, Masks.shape[1]);
+
+        public static Tensor Widen(Tensor window, long start, long length) =>
+            nn.functional.pad(window, [start, length - start - window.shape[1]]);
+    }
 
     /// <summary>
     /// trl's batched_forward_pass: log-probs of each next token, values, and the response mask
     /// (1 from position len(query) − 1, shifted past left padding, for len(response) positions),
-    /// in chunks of mini_batch_size rows.
+    /// in chunks of mini_batch_size rows. Log-probs outside the response window are 0 (trl computes
+    /// them and then masks them out; no statistic or loss reads them).
     /// </summary>
     Pass BatchedForward(CausalLM model, ValueHead? head, Tensor inputIds, Tensor attention, int[] queryLengths, int[] responseLengths, bool returnLogits, bool train)
     {
         long b = inputIds.shape[0], t = inputIds.shape[1];
+        var masks = ResponseMasks(attention, queryLengths, responseLengths, out long windowStart, out long windowEnd);
+        long windowLength = windowEnd - windowStart;
+        // Right padding (as prepared here) needs no mask: under the causal mask no real token sees
+        // the padding after it, so the fused causal attention gives the same values at real positions.
+        bool leftPadded = attention.select(1, 0).min().item<long>() == 0;
         head?.train(train && Config.ValueHeadDropoutInTraining);   // trl runs every forward in eval mode
         var logProbs = new List<Tensor>();
         var logits = new List<Tensor>();
@@ -200,28 +219,30 @@ public sealed class PpoTrainer : IDisposable
         {
             long n = Math.Min(Config.MiniBatchSize, b - start);
             var ids = inputIds.narrow(0, start, n);
-            var hidden = model.Hidden(ids, attention.narrow(0, start, n));           // (n, T, H)
-            var chunkLogits = model.Logits(hidden).narrow(1, 0, t - 1);             // (n, L, V)
-            logProbs.Add(PpoMath.LogProbsFromLogits(chunkLogits, ids.narrow(1, 1, t - 1)));
-            if (returnLogits) logits.Add(chunkLogits);
+            var hidden = model.Hidden(ids, leftPadded ? attention.narrow(0, start, n) : null);  // (n, T, H)
+            var windowLogits = model.Logits(hidden.narrow(1, windowStart, windowLength));       // (n, W, V)
+            logProbs.Add(PpoMath.LogProbsFromLogits(windowLogits, ids.narrow(1, windowStart + 1, windowLength)));
+            if (returnLogits) logits.Add(windowLogits);
             if (head is not null) values.Add(head.forward(hidden).narrow(1, 0, t - 1));
         }
-        return new Pass(cat(logProbs), returnLogits ? cat(logits) : null, head is null ? null : cat(values),
-            ResponseMasks(attention, queryLengths, responseLengths));
+        return new Pass(Pass.Widen(cat(logProbs), windowStart, t - 1), returnLogits ? cat(logits) : null,
+            head is null ? null : cat(values), masks, windowStart, windowLength);
     }
 
     /// <summary>(B, L) long mask: 1 on the positions that predict response tokens.</summary>
-    static Tensor ResponseMasks(Tensor attention, int[] queryLengths, int[] responseLengths)
+    static Tensor ResponseMasks(Tensor attention, int[] queryLengths, int[] responseLengths, out long windowStart, out long windowEnd)
     {
         long b = attention.shape[0], t = attention.shape[1];
         var host = attention.cpu().data<long>().ToArray();
         var masks = new long[b * (t - 1)];
+        (windowStart, windowEnd) = (t - 1, 0);
         for (int r = 0; r < b; r++)
         {
             long leftPadding = 0;
             while (leftPadding < t && host[r * t + leftPadding] == 0) leftPadding++;
-            long start = queryLengths[r] - 1 + leftPadding, end = start + responseLengths[r];
-            for (long p = start; p < Math.Min(end, t - 1); p++) masks[r * (t - 1) + p] = host[r * t + p + 1];
+            long start = queryLengths[r] - 1 + leftPadding, end = Math.Min(start + responseLengths[r], t - 1);
+            for (long p = start; p < end; p++) masks[r * (t - 1) + p] = host[r * t + p + 1];
+            (windowStart, windowEnd) = (Math.Min(windowStart, start), Math.Max(windowEnd, end));
         }
         return tensor(masks, [b, t - 1], device: attention.device);
     }
