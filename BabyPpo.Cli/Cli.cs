@@ -36,6 +36,7 @@ public static class Cli
         .. BenchCommands.All,
         .. RewardCommands.All,
         .. TrainCommands.All,
+        .. EvalCommands.All,
     ];
 
     public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)

@@ -73,6 +73,79 @@ public sealed class ScorerTests : IClassFixture<TinyLlamaFixture>
         }
     }
 
+    [Theory]
+    [InlineData(false, 4096)]
+    [InlineData(true, 4096)]
+    [InlineData(false, 12)]   // several batches per prefix length
+    [InlineData(true, 12)]
+    public void SharedPrefixPairsScoreEveryTokenAsScoringEachSentenceAlone(bool bowCorrection, int maxBatchTokens)
+    {
+        var pairs = new (string A, string B)[]
+        {
+            ("where is the way ?", "where is the ways ?"),                           // differ at the end
+            ("the dog can run .", "the dog can run fast ."),                         // one continues the other's prefix
+            ("*MOT: what is that ? *CHI: it is a ball .", "*MOT: what is that ? *CHI: a ball ."),
+            ("the dog can run .", "the dog can run ."),                              // identical: nothing after the prefix
+            ("the dog", "the dog can run ."),                                        // A ends where the shared prefix ends
+            ("where is the way ?", "the dog can run ."),                             // only BOS in common: scored plainly
+            ("yes please .", "no thank you ."),
+        }.Select(p => (_tiny.Tokenizer.Encode(p.A), _tiny.Tokenizer.Encode(p.B))).ToList();
+        pairs.Add(([1], [1, 89]));                                                   // a sequence with nothing to score
+        var shared = new Scorer(_tiny.Model, _tiny.Tokenizer, new ScorerOptions { BowCorrection = bowCorrection, MaxBatchTokens = maxBatchTokens });
+        var alone = new Scorer(_tiny.Model, _tiny.Tokenizer, new ScorerOptions { BowCorrection = bowCorrection });
+
+        var results = shared.ScorePairs(pairs);
+        Assert.Equal(pairs.Count, results.Count);
+        for (int i = 0; i < pairs.Count; i++)
+        {
+            foreach (var (ids, actual) in new[] { (pairs[i].Item1, results[i].A), (pairs[i].Item2, results[i].B) })
+            {
+                var expected = alone.Score([ids])[0];                                 // one sequence per call: no batching, no sharing
+                Assert.Equal(ids, actual.Ids);
+                Assert.Equal(expected.LogProbs.Length, actual.LogProbs.Length);
+                for (int k = 0; k < expected.LogProbs.Length; k++) Assert.Equal(expected.LogProbs[k], actual.LogProbs[k], 1e-4);
+            }
+        }
+    }
+
+    [Fact]
+    public void SharingPrefixesCanBeSwitchedOffWithoutChangingScores()
+    {
+        var texts = new[] { ("where is the way ?", "where is the ways ?"), ("*MOT: look at the dog .", "*MOT: look at the dogs .") };
+        var on = new Scorer(_tiny.Model, _tiny.Tokenizer).ScoreTextPairs(texts);
+        var off = new Scorer(_tiny.Model, _tiny.Tokenizer, new ScorerOptions { SharePrefixes = false }).ScoreTextPairs(texts);
+        var fixture = Sentences();
+        Assert.Equal(fixture[2].Sum, on[0].A, 1e-3);
+        Assert.Equal(fixture[3].Sum, on[0].B, 1e-3);
+        for (int i = 0; i < texts.Length; i++)
+        {
+            Assert.Equal(off[i].A, on[i].A, 1e-4);
+            Assert.Equal(off[i].B, on[i].B, 1e-4);
+        }
+    }
+
+    [Fact]
+    public void ProgressCountsEverySequenceAndCancellationStopsBeforeTheNextBatch()
+    {
+        var scorer = new Scorer(_tiny.Model, _tiny.Tokenizer, new ScorerOptions { MaxBatchTokens = 8 });
+        var texts = Sentences().Select(s => s.Text).ToList();
+        var seen = new List<int>();
+        scorer.ScoreTexts(texts, new Recorder(seen));
+        Assert.Equal(texts.Count, seen[^1]);
+        Assert.True(seen.Count > 1, "a budget of 8 tokens needs several batches");
+        Assert.Equal(seen.OrderBy(x => x), seen);
+
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel();
+        Assert.Throws<OperationCanceledException>(() => scorer.ScoreTexts(texts, null, cancel.Token));
+        Assert.Throws<OperationCanceledException>(() => scorer.ScoreTextPairs([("where is the way ?", "where is the ways ?")], null, cancel.Token));
+    }
+
+    sealed class Recorder(List<int> seen) : IProgress<int>
+    {
+        public void Report(int value) => seen.Add(value);
+    }
+
     [Fact]
     public void WithoutWordStartMarkerBowCorrectionChangesNothing()
     {

@@ -21,6 +21,7 @@ public sealed class TensorLifetimeTests : IClassFixture<TinyLlamaFixture>
             _tiny.Generator.Generate(prompts, new SamplingOptions { MaxNewTokens = 4, Greedy = true, UseKvCache = false });
             scorer.ScoreTexts(prompts);
             scorer.ScoreContinuations([("*MOT: hi", " *CHI: hi .")]);
+            scorer.ScoreTextPairs([("where is the way ?", "where is the ways ?"), ("the dog", "the dog can run .")]);
         }
 
         Work();                                                    // warm-up: lazily created state may appear once

@@ -49,6 +49,25 @@ public sealed class KvCache : IDisposable
         return (_keys[layer].narrow(2, 0, Length + t), _values[layer].narrow(2, 0, Length + t));
     }
 
+    KvCache(Tensor[] keys, Tensor[] values, int length, int capacity, long batchSize)
+    {
+        (_keys, _values, Length, Capacity, BatchSize) = (keys, values, length, capacity, batchSize);
+    }
+
+    /// <summary>
+    /// A new cache in which every row of this one appears <paramref name="copies"/> times in a row
+    /// (rows r·copies … r·copies + copies − 1 hold row r), filled as far as this one: a prefix computed
+    /// once can then be continued in several ways in one batch (the scorer's shared prefixes).
+    /// </summary>
+    public KvCache RepeatRows(int copies)
+    {
+        if (copies < 1) throw new ArgumentOutOfRangeException(nameof(copies), copies, "at least one copy");
+        using var _ = NewDisposeScope();
+        var keys = _keys.Select(k => k.repeat_interleave(copies, dim: 0).MoveToOuterDisposeScope()).ToArray();
+        var values = _values.Select(v => v.repeat_interleave(copies, dim: 0).MoveToOuterDisposeScope()).ToArray();
+        return new KvCache(keys, values, Length, Capacity, BatchSize * copies);
+    }
+
     /// <summary>Called by the model once all layers have appended <paramref name="positions"/> new positions.</summary>
     internal void Advance(int positions) => Length += positions;
 
