@@ -10,7 +10,8 @@ public sealed class RestartTests
     [Fact]
     public async Task ARunInterruptedByARestartResumesFromItsStoredCheckpointAndFinishesWithContinuousSteps()
     {
-        const int steps = 8;
+        // Enough steps that the stop lands mid-run: a tiny-llama step takes well under a second.
+        const int steps = 60;
         string folder;
         int id;
         using (var first = new TestApp(TestDatabase.Sqlite))
