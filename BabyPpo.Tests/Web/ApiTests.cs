@@ -1,0 +1,193 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR.Client;
+
+namespace BabyPpo.Tests.Web;
+
+/// <summary>One app per provider, shared by the API tests of that provider.</summary>
+public abstract class AppFixture(TestDatabase database) : IDisposable
+{
+    public TestApp App { get; } = new(database);
+
+    public void Dispose()
+    {
+        App.Dispose();
+        Directory.Delete(App.Folder, recursive: true);
+    }
+}
+
+public sealed class SqliteAppFixture() : AppFixture(TestDatabase.Sqlite);
+
+public sealed class PostgresAppFixture() : AppFixture(TestDatabase.Postgres);
+
+/// <summary>The JSON API, as a script uses it, against one database provider.</summary>
+public abstract class ApiTests(AppFixture fixture)
+{
+    readonly TestApp _app = fixture.App;
+
+    [Fact]
+    public async Task TheSmokeRequestAsWrittenRunsThreeStepsWithOneMetricsObjectPerStep()
+    {
+        using var client = _app.CreateClient();
+        var body = """{"name": "smoke", "baseModel": "demo-baby", "rewards": {"bleu": 1.0}, "promptSet": "dialogue-train", "steps": 3, "ppo": {"batchSize": 4, "miniBatchSize": 2, "ppoEpochs": 1}}""";
+        var response = await client.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        int id = (await response.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<int>();
+
+        var run = await TestApp.WaitForAsync(client, $"/api/runs/{id}", r => r["status"]!.GetValue<string>() is "succeeded" or "failed" or "cancelled");
+        Assert.True(run["status"]!.GetValue<string>() == "succeeded", run.ToJsonString());
+        Assert.Equal(3, run["step"]!.GetValue<int>());
+        var metrics = JsonNode.Parse(await client.GetStringAsync($"/api/runs/{id}/metrics"))!.AsArray();
+        Assert.Equal([1, 2, 3], metrics.Select(m => m!["step"]!.GetValue<int>()));
+        Assert.All(metrics, m =>
+        {
+            Assert.True(double.IsFinite(m!["env/reward_mean"]!.GetValue<double>()));
+            Assert.True(double.IsFinite(m["objective/kl"]!.GetValue<double>()));
+        });
+    }
+
+    [Fact]
+    public async Task APartialPpoObjectKeepsTrlsDefaultsForTheOtherFields()
+    {
+        using var client = _app.CreateClient();
+        var request = TestApp.TinyRun("defaults", steps: 1);
+        int id = await _app.StartRunAsync(client, request);
+        var spec = JsonNode.Parse(await client.GetStringAsync($"/api/runs/{id}"))!["spec"]!;
+        Assert.Equal(4, spec["ppo"]!["batchSize"]!.GetValue<int>());
+        Assert.Equal(1, spec["ppo"]!["ppoEpochs"]!.GetValue<int>());
+        Assert.Equal(1.41e-5, spec["ppo"]!["learningRate"]!.GetValue<double>());
+        Assert.Equal(0.2, spec["ppo"]!["initKlCoef"]!.GetValue<double>());
+        Assert.Equal(6, spec["ppo"]!["target"]!.GetValue<double>());
+        Assert.Equal(0.95, spec["ppo"]!["lam"]!.GetValue<double>());
+        Assert.Equal(0.9, spec["generation"]!["topP"]!.GetValue<double>());
+        await TestApp.WaitForAsync(client, $"/api/runs/{id}", r => r["status"]!.GetValue<string>() is not ("queued" or "running"));
+    }
+
+    [Theory]
+    [InlineData("ppo", "miniBatchSize", 3, "ppo.batchSize")]
+    [InlineData(null, "steps", 0, "steps")]
+    [InlineData(null, "baseModel", "no-such-model", "baseModel")]
+    [InlineData(null, "promptSet", "no-such-set", "promptSet")]
+    [InlineData("ppo", "learningRate", -1, "ppo.learningRate")]
+    [InlineData("ppo", "noSuchField", 1, "ppo.noSuchField")]
+    public async Task AWrongFieldIsA400NamingThatFieldAndEnqueuesNothing(string? group, string field, object value, string errorKey)
+    {
+        using var client = _app.CreateClient();
+        int before = JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count;
+        var request = TestApp.TinyRun("bad", steps: 2);
+        var target = group is null ? request : request[group]!.AsObject();
+        target[field] = JsonValue.Create(value);
+
+        var response = await client.PostAsJsonAsync("/api/runs", request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
+        Assert.True(errors.ContainsKey(errorKey), errors.ToJsonString());
+        Assert.Equal(before, JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task CancelStopsARunningRunAfterAStepAndAnEndedRunCannotBeCancelledAgain()
+    {
+        using var client = _app.CreateClient();
+        int id = await _app.StartRunAsync(client, TestApp.TinyRun("to-cancel", steps: 200, checkpointEvery: 1000));
+        await TestApp.WaitForAsync(client, $"/api/runs/{id}", r => r["step"]!.GetValue<int>() >= 1);
+
+        Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsync($"/api/runs/{id}/cancel", null)).StatusCode);
+        var run = await TestApp.WaitForAsync(client, $"/api/runs/{id}", r => r["status"]!.GetValue<string>() is not ("queued" or "running"), seconds: 60);
+
+        Assert.Equal("cancelled", run["status"]!.GetValue<string>());
+        Assert.True(run["step"]!.GetValue<int>() < 200);
+        Assert.Equal(HttpStatusCode.Conflict, (await client.PostAsync($"/api/runs/{id}/cancel", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.PostAsync("/api/runs/999999/cancel", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task TheLeaderboardShowsEvaluationsWithIntervalsAndComparesTwoRowsItemByItem()
+    {
+        using var client = _app.CreateClient();
+        var request = TestApp.TinyRun("evaluated", steps: 2);
+        request["evaluations"] = new JsonArray("lexical-decision-demo");
+        int runId = await _app.StartRunAsync(client, request);
+        var created = await client.PostAsJsonAsync("/api/evaluations", new { model = "tiny-llama", tasks = new[] { "lexical-decision-demo" } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        int evaluationId = (await created.Content.ReadFromJsonAsync<JsonObject>())!["ids"]![0]!.GetValue<int>();
+
+        var evaluation = await TestApp.WaitForAsync(client, $"/api/evaluations/{evaluationId}", e => e["status"]!.GetValue<string>() is "succeeded" or "failed");
+        Assert.True(evaluation["status"]!.GetValue<string>() == "succeeded", evaluation.ToJsonString());
+        await TestApp.WaitForAsync(client, "/api/leaderboard", b => b.AsArray().Any(e => e!["label"]!.GetValue<string>().StartsWith($"evaluated #{runId}")));
+
+        var board = JsonNode.Parse(await client.GetStringAsync("/api/leaderboard"))!.AsArray();
+        var baseRow = board.Single(e => e!["label"]!.GetValue<string>() == "tiny-llama" && e["task"]!.GetValue<string>() == "lexical-decision-demo")!;
+        Assert.Equal(125, baseRow["n"]!.GetValue<int>());
+        double accuracy = baseRow["accuracy"]!.GetValue<double>();
+        Assert.InRange(accuracy, baseRow["ciLow"]!.GetValue<double>(), baseRow["ciHigh"]!.GetValue<double>());
+
+        var finalLabel = $"evaluated #{runId} final";
+        var comparison = JsonNode.Parse(await client.GetStringAsync($"/api/leaderboard/compare?a=tiny-llama&b={Uri.EscapeDataString(finalLabel)}"))!.AsArray();
+        var row = Assert.Single(comparison)!;
+        Assert.Equal(125, row["n"]!.GetValue<int>());
+        Assert.InRange(row["mcNemarP"]!.GetValue<double>(), 0, 1);
+
+        var csv = await client.GetStringAsync("/api/leaderboard/export?format=csv");
+        Assert.StartsWith("model,task,dataset,n,accuracy", csv);
+        Assert.Contains(finalLabel, csv);
+        Assert.Contains("| Model |", await client.GetStringAsync("/api/leaderboard/export?format=markdown"));
+    }
+
+    [Fact]
+    public async Task TheRunsHubStreamsEachStepToTheClientsWatchingTheRun()
+    {
+        using var client = _app.CreateClient();
+        var steps = new List<int>();
+        var done = new TaskCompletionSource();
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(_app.Server.BaseAddress, "hubs/runs"), o =>
+            {
+                o.HttpMessageHandlerFactory = _ => _app.Server.CreateHandler();
+                o.Transports = HttpTransportType.LongPolling;
+            })
+            .Build();
+        hub.On<JsonElement>("step", message =>
+        {
+            lock (steps) steps.Add(message.GetProperty("step").GetInt32());
+            Assert.True(message.GetProperty("metrics").TryGetProperty("env/reward_mean", out _));
+        });
+        hub.On<JsonElement>("status", message =>
+        {
+            if (message.GetProperty("status").GetString() is "succeeded" or "failed") done.TrySetResult();
+        });
+        await hub.StartAsync();
+
+        int id = await _app.StartRunAsync(client, TestApp.TinyRun("watched", steps: 3));
+        await hub.InvokeAsync("Watch", id);
+        await done.Task.WaitAsync(TimeSpan.FromMinutes(3));
+
+        lock (steps)
+        {
+            Assert.NotEmpty(steps);
+            Assert.Equal(3, steps[^1]);
+            Assert.Equal(steps.Order(), steps);
+        }
+    }
+
+    [Fact]
+    public async Task TheOpenApiDocumentDescribesTheRunsApi()
+    {
+        using var client = _app.CreateClient();
+        var document = JsonNode.Parse(await client.GetStringAsync("/openapi/v1.json"))!;
+        var paths = document["paths"]!.AsObject();
+        Assert.Contains("/api/runs", paths.Select(p => p.Key));
+        Assert.Contains("/api/runs/{id}/metrics", paths.Select(p => p.Key));
+        Assert.Contains("/api/leaderboard", paths.Select(p => p.Key));
+    }
+}
+
+[Collection(WebCollection.Name)]
+public sealed class SqliteApiTests(SqliteAppFixture fixture) : ApiTests(fixture), IClassFixture<SqliteAppFixture>;
+
+[Collection(WebCollection.Name)]
+public sealed class PostgresApiTests(PostgresAppFixture fixture) : ApiTests(fixture), IClassFixture<PostgresAppFixture>;

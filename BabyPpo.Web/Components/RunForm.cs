@@ -1,0 +1,123 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using BabyPpo.Training.Ppo;
+using BabyPpo.Web.Jobs;
+
+namespace BabyPpo.Web.Components;
+
+/// <summary>
+/// The new-experiment form's state: the request's fields as the user edits them, pre-filled with
+/// <see cref="BabyPpo.Training.Ppo.RunSpec"/>'s defaults (trl's for PPO), turned into the same JSON
+/// body that POST /api/runs takes. Nested settings keep their default JSON value's kind.
+/// </summary>
+public sealed class RunForm
+{
+    readonly JsonObject _defaults = RunRequest.Defaults();
+
+    public RunForm(RunChoices choices)
+    {
+        BaseModel = choices.Models.ContainsKey("demo-baby") ? "demo-baby" : choices.Models.Keys.FirstOrDefault() ?? "";
+        PromptSet = choices.PromptSets.Contains("demo-prompts") ? "demo-prompts" : choices.PromptSets.FirstOrDefault() ?? "";
+        Queue = choices.Queues[0];
+        Format = _defaults["format"]!.GetValue<string>();
+        foreach (var reward in choices.Rewards) Rewards[reward] = new RewardChoice { Weight = 1 };
+        foreach (var (name, weight) in _defaults["rewards"]!.AsObject())
+            if (Rewards.TryGetValue(name, out var choice)) (choice.Selected, choice.Weight) = (true, weight!.GetValue<double>());
+        Steps = 100;
+        CheckpointEvery = _defaults["checkpointEvery"]!.GetValue<int>();
+        SampleEvery = _defaults["sampleEvery"]!.GetValue<int>();
+        Seed = _defaults["seed"]!.GetValue<int>();
+        foreach (var (key, value) in _defaults["ppo"]!.AsObject().Where(kv => Settable<PpoConfig>(kv.Key))) Ppo[key] = Text(value);
+        foreach (var (key, value) in _defaults["generation"]!.AsObject().Where(kv => Settable<GenerationSettings>(kv.Key))) Generation[key] = Text(value);
+    }
+
+    public string Name { get; set; } = "";
+    public string BaseModel { get; set; }
+    public string PromptSet { get; set; }
+    public string Format { get; set; }
+    public Dictionary<string, RewardChoice> Rewards { get; } = [];
+    /// <summary>"steps" or "epochs": which of the two decides the run's length.</summary>
+    public string Length { get; set; } = "steps";
+    public int? Steps { get; set; }
+    public double? Epochs { get; set; } = 1;
+    public int CheckpointEvery { get; set; }
+    public int SampleEvery { get; set; }
+    public int Seed { get; set; }
+    public string Queue { get; set; }
+    public HashSet<string> Evaluations { get; } = [];
+    /// <summary>PPO settings by their JSON name, as text (booleans "true"/"false", enums by name, "" for an unset optional number).</summary>
+    public Dictionary<string, string> Ppo { get; } = [];
+    public Dictionary<string, string> Generation { get; } = [];
+
+    /// <summary>The JSON kind of a nested setting's default: "number", "bool", "text" or "optional" (a number that may stay empty).</summary>
+    public string KindOf(string group, string key) => _defaults[group]![key] switch
+    {
+        null => "optional",
+        JsonValue v when v.TryGetValue<bool>(out _) => "bool",
+        JsonValue v when v.TryGetValue<string>(out _) => "text",
+        _ => "number",
+    };
+
+    /// <summary>The request body, or field errors for values that are not numbers.</summary>
+    public (JsonObject? Request, Dictionary<string, string[]> Errors) ToRequest()
+    {
+        var errors = new Dictionary<string, string[]>();
+        var request = new JsonObject
+        {
+            ["name"] = Name,
+            ["baseModel"] = BaseModel,
+            ["promptSet"] = PromptSet,
+            ["format"] = Format,
+            ["rewards"] = new JsonObject(Rewards.Where(r => r.Value.Selected).Select(r => KeyValuePair.Create(r.Key, (JsonNode?)r.Value.Weight))),
+            ["checkpointEvery"] = CheckpointEvery,
+            ["sampleEvery"] = SampleEvery,
+            ["seed"] = Seed,
+            ["queue"] = Queue,
+            ["evaluations"] = new JsonArray([.. Evaluations.Order().Select(e => (JsonNode?)e)]),
+            ["steps"] = Length == "steps" ? Steps : null,
+            ["epochs"] = Length == "epochs" ? Epochs : null,
+            ["ppo"] = Group("ppo", Ppo, errors),
+            ["generation"] = Group("generation", Generation, errors),
+        };
+        if (Length == "steps" && Steps is null) errors["steps"] = ["give the number of steps"];
+        if (Length == "epochs" && Epochs is null) errors["epochs"] = ["give the number of epochs"];
+        return errors.Count > 0 ? (null, errors) : (request, errors);
+    }
+
+    JsonObject Group(string group, Dictionary<string, string> values, Dictionary<string, string[]> errors)
+    {
+        var result = new JsonObject();
+        foreach (var (key, text) in values)
+        {
+            switch (KindOf(group, key))
+            {
+                case "bool": result[key] = text == "true"; break;
+                case "text": result[key] = text; break;
+                case "optional" when string.IsNullOrWhiteSpace(text): result[key] = null; break;
+                default:
+                    if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)) result[key] = number;
+                    else errors[$"{group}.{key}"] = [$"\"{text}\" is not a number"];
+                    break;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Whether the JSON field is a setting (PpoConfig also writes a derived value, backwardBatchSize).</summary>
+    static bool Settable<T>(string key) => typeof(T).GetProperty(char.ToUpperInvariant(key[0]) + key[1..])?.CanWrite == true;
+
+    static string Text(JsonNode? value) => value switch
+    {
+        null => "",
+        JsonValue v when v.TryGetValue<bool>(out var b) => b ? "true" : "false",
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        _ => value.ToJsonString(),
+    };
+
+    /// <summary>One reward of the form: ticked or not, and its weight.</summary>
+    public sealed class RewardChoice
+    {
+        public bool Selected { get; set; }
+        public double Weight { get; set; }
+    }
+}

@@ -1,0 +1,48 @@
+namespace BabyPpo.Web.Components;
+
+/// <summary>One line per setting of the form, for the people who fill it in (trl's names in parentheses).</summary>
+public static class SettingHelp
+{
+    public static readonly IReadOnlyDictionary<string, string> Ppo = new Dictionary<string, string>
+    {
+        ["seed"] = "Seed of the mini-batch order (trl: seed).",
+        ["learningRate"] = "Adam learning rate (learning_rate).",
+        ["adaptiveKlControl"] = "Adapt the KL coefficient towards the target KL (adap_kl_ctrl); off keeps it fixed.",
+        ["initKlCoef"] = "Initial weight of the KL penalty to the reference model (init_kl_coef).",
+        ["klPenalty"] = "Per-token KL estimator in the reward: kl, abs, mse or full (kl_penalty).",
+        ["target"] = "Target KL of the adaptive controller (target).",
+        ["horizon"] = "Horizon of the adaptive controller, in samples (horizon).",
+        ["gamma"] = "Discount factor (gamma).",
+        ["lam"] = "GAE λ (lam).",
+        ["clipRange"] = "Clip range of the policy ratio (cliprange).",
+        ["clipRangeValue"] = "Clip range of the value prediction around the old value (cliprange_value).",
+        ["vfCoef"] = "Weight of the value loss (vf_coef).",
+        ["batchSize"] = "Prompts per PPO step (batch_size).",
+        ["miniBatchSize"] = "Samples per forward/backward pass (mini_batch_size); must divide the batch.",
+        ["gradientAccumulationSteps"] = "Mini-batches summed before one optimizer step (gradient_accumulation_steps).",
+        ["ppoEpochs"] = "Passes over the batch per step (ppo_epochs).",
+        ["maxGradNorm"] = "Clip the gradient norm to this; empty = off (max_grad_norm).",
+        ["earlyStopping"] = "Stop a step's epochs early when the policy KL exceeds 1.5 × target KL (early_stopping).",
+        ["targetKl"] = "KL threshold of early stopping (target_kl).",
+        ["ratioThreshold"] = "Skip a mini-batch whose mean ratio exceeds this (ratio_threshold).",
+        ["useScoreScaling"] = "Divide scores by their running standard deviation (use_score_scaling).",
+        ["useScoreNorm"] = "With score scaling, also subtract the running mean (use_score_norm).",
+        ["scoreClip"] = "Clip scores to ± this; empty = off (score_clip).",
+        ["whitenRewards"] = "Whiten the per-token rewards before GAE (whiten_rewards).",
+        ["adamBeta1"] = "Adam β₁.",
+        ["adamBeta2"] = "Adam β₂.",
+        ["adamEps"] = "Adam ε.",
+        ["valueHeadDropout"] = "Dropout before the value head (summary_dropout_prob).",
+        ["valueHeadDropoutInTraining"] = "Apply that dropout in training passes (trl 0.8.6 never does).",
+    };
+
+    public static readonly IReadOnlyDictionary<string, string> Generation = new Dictionary<string, string>
+    {
+        ["maxNewTokens"] = "New tokens per answer at most.",
+        ["minNewTokens"] = "Tokens before the end of text is allowed.",
+        ["topK"] = "Sample from the k likeliest tokens; 0 = off.",
+        ["topP"] = "Nucleus sampling mass; 1 = off.",
+        ["temperature"] = "Sampling temperature.",
+        ["batchSize"] = "Prompts per generation batch.",
+    };
+}

@@ -1,0 +1,104 @@
+using BabyPpo.Web.Data;
+using BabyPpo.Web.Jobs;
+using BabyPpo.Web.Live;
+using Hangfire;
+using Hangfire.InMemory;
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+
+namespace BabyPpo.Web;
+
+/// <summary>The app's registrations, in one place.</summary>
+public static class Extensions
+{
+    public static void AddApplicationServices(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<DatabaseOptions>().BindConfiguration("Database");
+        services.AddOptions<JobsOptions>().BindConfiguration("Jobs");
+        services.AddOptions<DataOptions>().BindConfiguration("Data");
+        services.AddOptions<ModelsOptions>().BindConfiguration("Models");
+        services.AddOptions<WorkOptions>().BindConfiguration("Work");
+        services.AddOptions<RewardsOptions>().BindConfiguration("Rewards");
+
+        builder.AddDatabase();
+        services.AddSingleton<FolderStore>();
+        services.AddSingleton<ModelRegistry>();
+        services.AddSingleton<Leaderboard>();
+        services.AddSingleton<Catalog>();
+        services.AddSingleton<RunNotifier>();
+        services.AddSingleton<RunCancellations>();
+        services.AddSingleton<JobQueue>();
+        services.AddSingleton<RunLauncher>();
+        services.AddSingleton<EvaluationLauncher>();
+        services.AddTransient<TrainJob>();
+        services.AddTransient<EvaluateJob>();
+        // Migrations, model registration and re-queueing run before the job server starts.
+        services.AddHostedService<Startup>();
+        builder.AddJobs();
+
+        services.AddSignalR();
+        services.AddHostedService<RunsHubForwarder>();
+        services.AddOpenApi();
+        services.AddRazorComponents().AddInteractiveServerComponents();
+    }
+
+    /// <summary>EF Core on SQLite (a file; its folder is created) or PostgreSQL, each with its own migrations.</summary>
+    static void AddDatabase(this IHostApplicationBuilder builder)
+    {
+        var provider = builder.Configuration.GetValue("Database:Provider", DatabaseProvider.Sqlite);
+        if (provider == DatabaseProvider.Sqlite)
+        {
+            var sqlite = new SqliteConnectionStringBuilder(Required(builder, "Sqlite"));
+            sqlite.DataSource = Path.GetFullPath(sqlite.DataSource);
+            Directory.CreateDirectory(Path.GetDirectoryName(sqlite.DataSource)!);
+            builder.Services.AddDbContextFactory<SqliteDb>(o => o.UseSqlite(sqlite.ToString()));
+            builder.Services.AddSingleton<IDbContextFactory<BabyPpoDb>, DbFactory<SqliteDb>>();
+        }
+        else
+        {
+            var postgres = Required(builder, "Postgres");
+            builder.Services.AddDbContextFactory<PostgresDb>(o => o.UseNpgsql(postgres));
+            builder.Services.AddSingleton<IDbContextFactory<BabyPpoDb>, DbFactory<PostgresDb>>();
+        }
+    }
+
+    /// <summary>
+    /// Hangfire with in-memory or PostgreSQL storage, registered as this app's own
+    /// <see cref="JobStorage"/> (never through the process-global JobStorage.Current), and a job
+    /// server for the configured queues and worker count.
+    /// </summary>
+    static void AddJobs(this IHostApplicationBuilder builder)
+    {
+        var jobs = builder.Configuration.GetSection("Jobs").Get<JobsOptions>() ?? new JobsOptions();
+        builder.Services.AddSingleton<JobStorage>(_ => jobs.Storage == JobStorageKind.InMemory
+            ? new InMemoryStorage()
+            : new PostgreSqlStorage(new NpgsqlConnectionFactory(Required(builder, "Postgres"), new PostgreSqlStorageOptions()), new PostgreSqlStorageOptions()));
+        builder.Services.AddHangfire((provider, config) => config
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings()
+            .UseStorage(provider.GetRequiredService<JobStorage>()));
+        if (jobs.Server)
+        {
+            builder.Services.AddHangfireServer((provider, options) =>
+            {
+                options.WorkerCount = Math.Max(1, jobs.Workers);
+                options.Queues = jobs.Queues;
+            });
+        }
+    }
+
+    static string Required(IHostApplicationBuilder builder, string name) =>
+        builder.Configuration.GetConnectionString(name) is { Length: > 0 } value
+            ? value
+            : throw new InvalidOperationException($"ConnectionStrings:{name} is not set (appsettings.json, or the environment variable ConnectionStrings__{name})");
+
+    /// <summary>Hands out the provider's context as the app's <see cref="BabyPpoDb"/>.</summary>
+    sealed class DbFactory<T>(IDbContextFactory<T> inner) : IDbContextFactory<BabyPpoDb> where T : BabyPpoDb
+    {
+        public BabyPpoDb CreateDbContext() => inner.CreateDbContext();
+    }
+}

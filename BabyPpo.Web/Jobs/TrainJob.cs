@@ -1,0 +1,189 @@
+using BabyPpo.Training;
+using BabyPpo.Training.Ppo;
+using BabyPpo.Training.Rewards;
+using BabyPpo.Web.Data;
+using BabyPpo.Web.Live;
+using Hangfire;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace BabyPpo.Web.Jobs;
+
+/// <summary>
+/// Trains one run: loads its spec from the database, fetches the base model (and the newest
+/// checkpoint, when resuming on a machine that lacks it), and calls <see cref="PpoRun.Run"/> as the
+/// CLI does. Each step goes to the database and the notifier; each checkpoint into the database.
+/// A shutdown leaves the run running, to be resumed from its last checkpoint on the next start.
+/// </summary>
+public sealed class TrainJob(
+    IDbContextFactory<BabyPpoDb> dbs,
+    FolderStore folders,
+    RunNotifier notifier,
+    RunCancellations cancellations,
+    EvaluationLauncher evaluations,
+    IOptions<DataOptions> data,
+    IOptions<WorkOptions> work,
+    IOptions<RewardsOptions> rewardModels,
+    ILogger<TrainJob> logger)
+{
+    [AutomaticRetry(Attempts = 0)]
+    public void Run(int runId, CancellationToken cancellationToken)
+    {
+        RunRecord run;
+        using (var db = dbs.CreateDbContext())
+        {
+            run = db.Runs.Include(r => r.BaseModel).AsNoTracking().Single(r => r.Id == runId);
+        }
+        if (run.Status is not (JobStatus.Queued or JobStatus.Running)) return;
+        if (run.CancelRequested)
+        {
+            Finish(runId, JobStatus.Cancelled, null);
+            return;
+        }
+        Update(runId, r => r.Status = JobStatus.Running, r => r.StartedAt ??= DateTime.UtcNow, r => r.Worker = JobQueue.Worker, r => r.Error = null);
+        notifier.Publish(new StatusEvent(runId, JobStatus.Running, null));
+
+        using var cancellation = cancellations.Register(runId, cancellationToken);
+        try
+        {
+            var spec = RunSpec.FromJson(run.SpecJson, $"run {runId}");
+            var cache = Path.Combine(Path.GetFullPath(work.Value.Folder), "cache");
+            var baseModel = folders.FetchAsync(run.BaseModel!.FolderId, cache, cancellationToken).GetAwaiter().GetResult();
+            var runFolder = Path.Combine(Path.GetFullPath(work.Value.Folder), "runs", runId.ToString());
+            int start = PrepareResume(runId, runFolder, cancellationToken);
+            logger.LogInformation("Run {RunId}: training from step {Step} in {Folder}", runId, start, runFolder);
+
+            using var judge = spec.Rewards.ContainsKey("score") && rewardModels.Value.Judge.Length > 0 ? LlmBackend.Open(rewardModels.Value.Judge) : null;
+            using var teacher = spec.Rewards.ContainsKey("confidence") && rewardModels.Value.Teacher.Length > 0 ? LlmBackend.Open(rewardModels.Value.Teacher) : null;
+            var reward = RewardFactory.Create(spec.Rewards, new RewardOptions { Judge = judge, Teacher = teacher });
+            var environment = new RunEnvironment(runFolder, Path.GetFullPath(data.Value.Root), Path.GetFullPath(data.Value.DemoRoot), work.Value.Device);
+            var result = PpoRun.Run(spec with { BaseModel = baseModel }, reward, environment, resume: true,
+                new StepWriter(stats => WriteStep(runId, stats)), saved => StoreCheckpoint(runId, saved, spec.KeepCheckpoints), cancellation.Token);
+
+            if (!result.Cancelled)
+            {
+                Finish(runId, JobStatus.Succeeded, null);
+                EvaluateFinal(run);
+            }
+            else if (CancelRequested(runId)) Finish(runId, JobStatus.Cancelled, null);
+            else cancellationToken.ThrowIfCancellationRequested();
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !CancelRequested(runId))
+        {
+            logger.LogInformation("Run {RunId}: stopped by shutdown; it resumes from its last checkpoint on the next start", runId);
+            throw;
+        }
+        catch (OperationCanceledException) when (CancelRequested(runId))
+        {
+            Finish(runId, JobStatus.Cancelled, null);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Run {RunId} failed", runId);
+            Finish(runId, JobStatus.Failed, e is InputException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Makes the run folder hold the newest checkpoint the database has (fetching it when this
+    /// machine lacks it), and forgets in the database what came after it: the run redoes those steps.
+    /// </summary>
+    int PrepareResume(int runId, string runFolder, CancellationToken cancellationToken)
+    {
+        var checkpoints = Path.Combine(runFolder, "checkpoints");
+        using var db = dbs.CreateDbContext();
+        var stored = db.Checkpoints.AsNoTracking().Where(c => c.RunId == runId && !c.Final).OrderByDescending(c => c.Step).FirstOrDefault();
+        var local = PpoRun.LatestCheckpoint(checkpoints);
+        if (stored is not null && (local is null || local.Value.Step < stored.Step))
+        {
+            var temp = Path.Combine(checkpoints, $".fetch-{Guid.NewGuid():N}.tmp");
+            folders.ExtractAsync(stored.FolderId, temp, cancellationToken).GetAwaiter().GetResult();
+            Directory.Move(temp, Path.Combine(checkpoints, $"step-{stored.Step:D6}"));
+        }
+        int start = PpoRun.LatestCheckpoint(checkpoints)?.Step ?? 0;
+        db.Metrics.Where(m => m.RunId == runId && m.Step > start).ExecuteDelete();
+        db.Samples.Where(s => s.RunId == runId && s.Step > start).ExecuteDelete();
+        foreach (var later in db.Checkpoints.Where(c => c.RunId == runId && (c.Step > start || c.Final)).ToList())
+            DeleteCheckpoint(db, later);
+        db.Runs.Where(r => r.Id == runId).ExecuteUpdate(s => s.SetProperty(r => r.Step, start));
+        return start;
+    }
+
+    void StoreCheckpoint(int runId, CheckpointSaved saved, int keep)
+    {
+        var folderId = folders.StoreAsync(saved.Folder).GetAwaiter().GetResult();
+        using var db = dbs.CreateDbContext();
+        foreach (var same in db.Checkpoints.Where(c => c.RunId == runId && c.Step == saved.Step && c.Final == saved.Final).ToList())
+            DeleteCheckpoint(db, same);
+        db.Checkpoints.Add(new CheckpointRecord { RunId = runId, Step = saved.Step, Final = saved.Final, FolderId = folderId, CreatedAt = DateTime.UtcNow });
+        db.SaveChanges();
+        // Keep as many step checkpoints as the run keeps on disk; the final one always stays.
+        foreach (var old in db.Checkpoints.Where(c => c.RunId == runId && !c.Final).OrderByDescending(c => c.Step).Skip(keep).ToList())
+            DeleteCheckpoint(db, old);
+    }
+
+    static void DeleteCheckpoint(BabyPpoDb db, CheckpointRecord checkpoint)
+    {
+        db.Checkpoints.Where(c => c.Id == checkpoint.Id).ExecuteDelete();
+        db.Folders.Where(f => f.Id == checkpoint.FolderId).ExecuteDelete();
+    }
+
+    void EvaluateFinal(RunRecord run)
+    {
+        var tasks = run.Evaluations.Split(',', StringSplitOptions.RemoveEmptyEntries);
+        if (tasks.Length == 0) return;
+        using var db = dbs.CreateDbContext();
+        var final = db.Checkpoints.AsNoTracking().Single(c => c.RunId == run.Id && c.Final);
+        evaluations.LaunchForCheckpoint(final.Id, tasks, run.Queue).GetAwaiter().GetResult();
+    }
+
+    bool CancelRequested(int runId)
+    {
+        using var db = dbs.CreateDbContext();
+        return db.Runs.Where(r => r.Id == runId).Select(r => r.CancelRequested).Single();
+    }
+
+    void Finish(int runId, JobStatus status, string? error)
+    {
+        Update(runId, r => r.Status = status, r => r.Error = error, r => r.FinishedAt = DateTime.UtcNow);
+        notifier.Publish(new StatusEvent(runId, status, error));
+    }
+
+    void Update(int runId, params Action<RunRecord>[] changes)
+    {
+        using var db = dbs.CreateDbContext();
+        var run = db.Runs.Single(r => r.Id == runId);
+        foreach (var change in changes) change(run);
+        db.SaveChanges();
+    }
+
+    /// <summary>Writes a step's metrics and samples, updates the run's progress, and tells the notifier; on the training thread.</summary>
+    void WriteStep(int runId, PpoStepStats stats)
+    {
+        using var db = dbs.CreateDbContext();
+        var samples = stats.Samples.Select(s => new SampleRecord
+        {
+            RunId = runId, Step = s.Step, Prompt = s.Prompt, Answer = s.Answer, Reference = s.Reference,
+            Reward = double.IsFinite(s.Reward) ? s.Reward : null,
+        }).ToList();
+        db.Metrics.Add(new MetricRecord { RunId = runId, Step = stats.Step, Values = MetricsJson.ToJson(stats.Metrics) });
+        db.Samples.AddRange(samples);
+        var run = db.Runs.Single(r => r.Id == runId);
+        run.Step = stats.Step;
+        run.TotalSteps = stats.TotalSteps;
+        run.RewardMean = Finite(stats.Metrics, "env/reward_mean");
+        run.StepSeconds = Finite(stats.Metrics, "time/step");
+        db.SaveChanges();
+        notifier.Publish(new StepEvent(runId, stats.Step, stats.TotalSteps, stats.Metrics, samples));
+        foreach (var warning in stats.Warnings) logger.LogWarning("Run {RunId}: {Warning}", runId, warning);
+    }
+
+    static double? Finite(IReadOnlyDictionary<string, double> metrics, string key) =>
+        metrics.TryGetValue(key, out var v) && double.IsFinite(v) ? v : null;
+
+    /// <summary>Reports synchronously on the training thread (Progress&lt;T&gt; would post to the thread pool).</summary>
+    sealed class StepWriter(Action<PpoStepStats> write) : IProgress<PpoStepStats>
+    {
+        public void Report(PpoStepStats value) => write(value);
+    }
+}
