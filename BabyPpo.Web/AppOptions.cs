@@ -59,6 +59,11 @@ public sealed class WorkOptions
     public string Folder { get; set; } = "data/work";
     /// <summary>Torch device of training and evaluation ("cpu", "cuda").</summary>
     public string Device { get; set; } = "cpu";
+    /// <summary>
+    /// libtorch's CPU threads for training and evaluation; 0 = one per core. On a small machine
+    /// shared with other work, 1 avoids libtorch's threads stalling on each other.
+    /// </summary>
+    public int Threads { get; set; }
 }
 
 /// <summary>Section "Rewards": the language models behind the LLM-based rewards.</summary>

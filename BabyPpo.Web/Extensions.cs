@@ -23,6 +23,7 @@ public static class Extensions
         services.AddOptions<WorkOptions>().BindConfiguration("Work");
         services.AddOptions<RewardsOptions>().BindConfiguration("Rewards");
 
+        if (builder.Configuration.GetValue("Work:Threads", 0) is > 0 and var threads) TorchSharp.torch.set_num_threads(threads);
         builder.AddDatabase();
         services.AddSingleton<FolderStore>();
         services.AddSingleton<ModelRegistry>();
