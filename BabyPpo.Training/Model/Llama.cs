@@ -84,21 +84,29 @@ public sealed class Rotary
         _invFreq = invFreq.data<float>().ToArray();
     }
 
-    /// <summary>cos and sin tables for the given positions (B, T), each (B, 1, T, hd).</summary>
-    public (Tensor Cos, Tensor Sin) Tables(Tensor positions)
+    /// <summary>
+    /// cos and sign-folded sin tables for the given positions (B, T), each (B, 1, T, hd): cos(θ)
+    /// repeated over both halves, and sin(θ) with the first half negated, so that
+    /// rotate_half(x)·sin = swap_halves(x)·signed_sin.
+    /// </summary>
+    public (Tensor Cos, Tensor SignedSin) Tables(Tensor positions)
     {
         var invFreq = tensor(_invFreq, device: positions.device);                     // (hd/2)
         var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * invFreq;           // (B, T, hd/2)
-        var emb = cat([freqs, freqs], -1).unsqueeze(1);                                // (B, 1, T, hd)
-        return (emb.cos(), emb.sin());
+        var cos = freqs.cos();
+        var sin = freqs.sin();
+        return (cat([cos, cos], -1).unsqueeze(1), cat([-sin, sin], -1).unsqueeze(1));   // (B, 1, T, hd)
     }
 
-    /// <summary>x·cos + rotate_half(x)·sin, with rotate_half(x) = (−x₂, x₁) over the two halves of hd.</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    /// <summary>
+    /// x·cos + rotate_half(x)·sin with rotate_half(x) = (−x₂, x₁) over the two halves of hd (HF
+    /// apply_rotary_pos_emb), written as x·cos + (x₂, x₁)·signed_sin: three tensor operations.
+    /// </summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor signedSin)
     {
-        long half = x.shape[^1] / 2;
-        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-        return x * cos + rotated * sin;
+        long[] shape = x.shape;
+        var swapped = x.view([.. shape[..^1], 2, shape[^1] / 2]).flip(-2).view(shape);
+        return addcmul(x * cos, swapped, signedSin, 1);
     }
 }
 
@@ -251,6 +259,14 @@ public sealed class DecoderStack : Module
         if (s != past + t)
             throw new ArgumentException($"attention mask covers {s} positions, but the cache holds {past} and {t} are new");
         var real = attentionMask.to(ScalarType.Int64);                       // (B, S)
+        if (t == 1)
+        {
+            // One new token (a decoding step): every earlier key is in its past, so the mask is the
+            // real-token mask with the token's own key always visible.
+            var last = (real.sum(1, keepdim: true) - 1).clamp_min(0);        // (B, 1)
+            var visible = cat([real.narrow(1, 0, s - 1).to(ScalarType.Bool), ones([b, 1], ScalarType.Bool, device)], 1);
+            return (last, visible.view(b, 1, 1, s));                         // (B, 1, 1, S)
+        }
         var pos = (real.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);      // (B, T)
         var key = arange(s, ScalarType.Int64, device).unsqueeze(0);          // (1, S)
         var query = arange(past, past + t, ScalarType.Int64, device).unsqueeze(1); // (T, 1)
