@@ -1,4 +1,3 @@
-using BabyPpo.Training.Inference;
 using static TorchSharp.torch;
 
 namespace BabyPpo.Tests.Inference;
@@ -13,7 +12,7 @@ public sealed class SamplerTests
         using var scope = NewDisposeScope();
         var probs = tensor(p.Select(x => (float)x).ToArray()).unsqueeze(0).expand(20_000, 4).contiguous();
         using var rng = new TorchSharp.torch.Generator(42);
-        var draws = Generator.SampleRows(probs, rng).data<long>().ToArray();
+        var draws = BabyPpo.Training.Inference.Generator.SampleRows(probs, rng).data<long>().ToArray();
         for (int k = 0; k < p.Length; k++)
         {
             double frequency = draws.Count(d => d == k) / (double)draws.Length;
@@ -29,6 +28,6 @@ public sealed class SamplerTests
         var probs = rand(64, 1000).softmax(-1);
         using var a = new TorchSharp.torch.Generator(7);
         using var b = new TorchSharp.torch.Generator(7);
-        Assert.Equal(Generator.SampleRows(probs, a).data<long>().ToArray(), Generator.SampleRows(probs, b).data<long>().ToArray());
+        Assert.Equal(BabyPpo.Training.Inference.Generator.SampleRows(probs, a).data<long>().ToArray(), BabyPpo.Training.Inference.Generator.SampleRows(probs, b).data<long>().ToArray());
     }
 }
