@@ -80,6 +80,8 @@ public static partial class RunRequest
                 if (!double.IsFinite(weight)) Add("rewards", $"the weight of {reward} must be a finite number");
             }
             if (parsed.Steps is null && parsed.Epochs is null) Add("steps", "give the number of steps or of epochs");
+            if (parsed.Steps is <= 0) Add("steps", $"steps must be at least 1, got {parsed.Steps}");
+            if (parsed.Epochs is <= 0) Add("epochs", $"epochs must be > 0, got {parsed.Epochs}");
             Check(parsed.Ppo.Validate, "ppo", Add);
             Check(() => parsed.Validate(), "", Add, skipIfAny: errors.Count > 0);
         }
