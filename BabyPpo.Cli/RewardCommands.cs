@@ -22,12 +22,10 @@ public static class RewardCommands
             new("judge", "the judge LLM of score: a checkpoint folder or a server URL"),
             new("judge-tokenizer", "tokenizer.json (or a folder) for a judge folder that has none"),
             new("judge-model", "the model name on the judge server (default: the first it lists)"),
-            new("judge-template", "the judge prompt with {mot} and {chi} (default: the seed's)"),
             new("teacher", "the teacher LM of confidence: a checkpoint folder or a server URL"),
             new("teacher-tokenizer", "tokenizer.json (or a folder) for a teacher folder that has none"),
             new("teacher-model", "the model name on the teacher server (default: the first it lists)"),
-            new("length-normalised", "confidence ranks the mean log-probability per token instead of the sum", IsFlag: true),
-            new("default-score", "the score of a judge output without a number in 0–5", Default: "0"),
+            .. RewardSettingOptions,
             .. BackendOptions,
         ], Reward),
         new("teacher", "write N teacher answers per utterance as a prompt set (JSON lines); resumable",
@@ -53,11 +51,40 @@ public static class RewardCommands
         ], ServeCommand),
     ];
 
-    static IEnumerable<Option> BackendOptions =>
+    /// <summary>Where the judge and teacher run: keys and limits for server URLs, the device for checkpoint folders.</summary>
+    internal static IEnumerable<Option> BackendOptions =>
     [
         new("api-key", "API key for server URLs (default: $OPENAI_API_KEY)"),
+        new("timeout", "seconds allowed for one request to a server URL", Default: "120"),
+        new("retries", "further attempts after a timeout, 408, 429 or 5xx, with doubling back-off", Default: "4"),
+        new("concurrency", "requests in flight at once to a server URL", Default: "4"),
         new("device", "where checkpoint folders run: cpu or cuda", Default: "cpu"),
     ];
+
+    /// <summary>The reward settings that --judge-template, --default-score, --length-normalised, --references and --normalise-rewards give.</summary>
+    internal static IEnumerable<Option> RewardSettingOptions =>
+    [
+        new("judge-template", "the judge prompt with {mot} and {chi} (default: the seed's)"),
+        new("default-score", "the score of a judge output without a number in 0–5", Default: "0"),
+        new("length-normalised", "confidence ranks the mean log-probability per token instead of the sum", IsFlag: true),
+        new("references", "how bleu and semsim combine several teacher answers: mean, max or first", Default: "mean"),
+        new("normalise-rewards", "standardise each part of a combined reward by its running mean and std", IsFlag: true),
+    ];
+
+    internal static RewardOptions RewardSettings(Args args) => new()
+    {
+        JudgeTemplate = args.Get("judge-template") ?? JudgeReward.SeedTemplate,
+        DefaultScore = args.Double("default-score", 0),
+        ConfidenceVariant = args.Flag("length-normalised") ? ConfidenceVariant.MeanPerToken : ConfidenceVariant.Sum,
+        ReferenceAggregation = args.Get("references") switch
+        {
+            "mean" or null => ReferenceAggregation.Mean,
+            "max" => ReferenceAggregation.Max,
+            "first" => ReferenceAggregation.First,
+            var other => throw new InputException($"--references expects mean, max or first, got '{other}'"),
+        },
+        RunningNormalisation = args.Flag("normalise-rewards"),
+    };
 
     static int Reward(Args args, Output output)
     {
@@ -65,15 +92,7 @@ public static class RewardCommands
         var input = new RewardInput(args.Required("mot"), args.Required("chi"), args.All("reference"));
         using var judge = weights.ContainsKey("score") ? Open(args, args.Required("judge"), "judge-tokenizer", "judge-model") : null;
         using var teacher = weights.ContainsKey("confidence") ? Open(args, args.Required("teacher"), "teacher-tokenizer", "teacher-model") : null;
-        var options = new RewardOptions
-        {
-            Judge = judge,
-            Teacher = teacher,
-            JudgeTemplate = args.Get("judge-template") ?? JudgeReward.SeedTemplate,
-            DefaultScore = args.Double("default-score", 0),
-            ConfidenceVariant = args.Flag("length-normalised") ? ConfidenceVariant.MeanPerToken : ConfidenceVariant.Sum,
-        };
-        var reward = RewardFactory.Create(weights, options);
+        var reward = RewardFactory.Create(weights, RewardSettings(args) with { Judge = judge, Teacher = teacher });
         var result = reward.Score([input]);
         var metrics = new JsonObject();
         foreach (var (key, value) in result.Metrics) metrics[key] = value;
@@ -112,9 +131,17 @@ public static class RewardCommands
     }
 
     /// <summary>A judge or teacher back-end from a checkpoint folder or a server URL, with the shared options.</summary>
-    internal static ILlmBackend Open(Args args, string folderOrUrl, string tokenizerOption, string modelOption) =>
-        LlmBackend.Open(folderOrUrl, args.Get(tokenizerOption), args.Get(modelOption),
-            args.Get("api-key") ?? Environment.GetEnvironmentVariable("OPENAI_API_KEY"), LlmBackend.IsUrl(folderOrUrl) ? null : Device(args));
+    internal static ILlmBackend Open(Args args, string folderOrUrl, string tokenizerOption, string modelOption)
+    {
+        double timeout = args.Double("timeout", 120);
+        int retries = args.Int("retries", 4), concurrency = args.Int("concurrency", 4);
+        if (timeout <= 0) throw new InputException($"--timeout must be positive, got {timeout.ToString(CultureInfo.InvariantCulture)}");
+        if (retries < 0) throw new InputException($"--retries must be 0 or more, got {retries}");
+        if (concurrency < 1) throw new InputException($"--concurrency must be at least 1, got {concurrency}");
+        var server = new OpenAiOptions { BaseUrl = folderOrUrl, Timeout = TimeSpan.FromSeconds(timeout), MaxRetries = retries, MaxConcurrency = concurrency };
+        return LlmBackend.Open(folderOrUrl, args.Get(tokenizerOption), args.Get(modelOption),
+            args.Get("api-key") ?? Environment.GetEnvironmentVariable("OPENAI_API_KEY"), LlmBackend.IsUrl(folderOrUrl) ? null : Device(args), server);
+    }
 
     /// <summary>--device: cpu, cuda or cuda:N (checked to exist).</summary>
     internal static Device Device(Args args)

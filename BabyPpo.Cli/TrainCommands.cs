@@ -21,14 +21,19 @@ public static class TrainCommands
             new("steps", "PPO steps"),
             new("epochs", "passes over the prompt set (instead of --steps)"),
             new("out", "output folder (default runs/<model>-<reward>-seed<seed>)"),
-            new("seed", "seed of data order, sampling and mini-batch order", Default: "0"),
+            new("seed", "seed of data order, sampling and mini-batch order (default: the config's seed, else 0)"),
             new("resume", "continue the run in --out from its newest checkpoint", IsFlag: true),
             new("format", "chi-tag (\"*MOT: … *CHI:\") or free (\"*MOT: …\")", Default: "chi-tag"),
             new("min-prompt-words", "keep only utterances with more words than this (the seed used 3)", Default: "0"),
+            new("reference-model", "the frozen reference of the KL penalty (default: the starting model)"),
+            new("empty-answers", "keep (train on the token that ended an empty answer) or drop (leave it out of the step)", Default: "keep"),
+            new("no-answer-reward", "the reward of a free-format answer in which the baby never wrote *CHI:", Default: "0"),
             new("max-new-tokens", "answer length in tokens at most", Default: "20"),
+            new("min-new-tokens", "tokens before EOS is allowed", Default: "0"),
             new("top-p", "nucleus sampling mass", Default: "0.9"),
             new("top-k", "top-k sampling (0 = off)", Default: "0"),
             new("temperature", "sampling temperature", Default: "1.0"),
+            new("generation-batch-size", "prompts per generation batch (trl's generate batch_size)", Default: "16"),
             new("checkpoint-every", "steps between resumable checkpoints", Default: "50"),
             new("sample-every", "steps between sample tables", Default: "10"),
             new("data-root", "folder holding the data sets (dialogue/, zorro/, …); data/demo beside it", Default: "data"),
@@ -38,8 +43,8 @@ public static class TrainCommands
             new("teacher", "teacher LM for the confidence reward: a checkpoint folder or a server URL"),
             new("teacher-tokenizer", "tokenizer for a teacher folder that has none"),
             new("teacher-model", "the model name on the teacher server"),
-            new("api-key", "API key for server URLs (default: $OPENAI_API_KEY)"),
-            new("device", "cpu or cuda", Default: "cpu"),
+            .. RewardCommands.RewardSettingOptions,
+            .. RewardCommands.BackendOptions,
         ], Train),
         new("bench ppo", "seconds per PPO step on the BabyLM-sized Llama (batch 16, mini-batch 4, 4 epochs, 20 new tokens, top-p 0.9, BLEU), with the share of each phase",
         [
@@ -55,9 +60,11 @@ public static class TrainCommands
         var ppo = args.Get("config") is { } configPath
             ? PpoConfig.FromTrlJson(ReadFile(configPath), configPath)
             : new RunSpec().Ppo;
+        int seed = args.IntOrNull("seed") ?? ppo.Seed;   // --seed wins over the config's seed
         var spec = new RunSpec
         {
             BaseModel = args.Required("model"),
+            ReferenceModel = args.Get("reference-model"),
             PromptSet = args.Get("prompts") ?? "demo-prompts",
             Format = args.Get("format") switch
             {
@@ -66,18 +73,27 @@ public static class TrainCommands
                 var other => throw new InputException($"train: --format expects chi-tag or free, got '{other}'"),
             },
             Rewards = weights,
-            Ppo = ppo with { Seed = args.Int("seed", 0) },
+            RewardSettings = RewardCommands.RewardSettings(args),
+            Ppo = ppo with { Seed = seed },
             Generation = new GenerationSettings
             {
-                MaxNewTokens = args.Int("max-new-tokens", 20), TopP = args.Double("top-p", 0.9),
-                TopK = args.Int("top-k", 0), Temperature = args.Double("temperature", 1.0),
+                MaxNewTokens = args.Int("max-new-tokens", 20), MinNewTokens = args.Int("min-new-tokens", 0),
+                TopP = args.Double("top-p", 0.9), TopK = args.Int("top-k", 0), Temperature = args.Double("temperature", 1.0),
+                BatchSize = args.Int("generation-batch-size", 16),
             },
             Steps = args.IntOrNull("steps"),
             Epochs = args.DoubleOrNull("epochs"),
             CheckpointEvery = args.Int("checkpoint-every", 50),
             SampleEvery = args.Int("sample-every", 10),
             MinPromptWords = args.Int("min-prompt-words", 0),
-            Seed = args.Int("seed", 0),
+            EmptyAnswers = args.Get("empty-answers") switch
+            {
+                "keep" or null => EmptyAnswerPolicy.Keep,
+                "drop" => EmptyAnswerPolicy.Drop,
+                var other => throw new InputException($"train: --empty-answers expects keep or drop, got '{other}'"),
+            },
+            NoAnswerReward = args.Double("no-answer-reward", 0),
+            Seed = seed,
         };
         if (spec.Steps is null && spec.Epochs is null) throw new InputException("train: give --steps N or --epochs E");
         spec.Validate();
@@ -86,7 +102,7 @@ public static class TrainCommands
 
         using var judge = weights.ContainsKey("score") ? RewardCommands.Open(args, args.Get("judge") ?? throw new InputException("train: the score reward needs --judge"), "judge-tokenizer", "judge-model") : null;
         using var teacher = weights.ContainsKey("confidence") ? RewardCommands.Open(args, args.Get("teacher") ?? throw new InputException("train: the confidence reward needs --teacher"), "teacher-tokenizer", "teacher-model") : null;
-        var reward = RewardFactory.Create(weights, new RewardOptions { Judge = judge, Teacher = teacher });
+        var reward = RewardFactory.Create(weights, spec.RewardSettings with { Judge = judge, Teacher = teacher });
 
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCtrlC = (_, e) =>

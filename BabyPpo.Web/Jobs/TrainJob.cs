@@ -55,7 +55,7 @@ public sealed class TrainJob(
 
             using var judge = spec.Rewards.ContainsKey("score") && rewardModels.Value.Judge.Length > 0 ? LlmBackend.Open(rewardModels.Value.Judge) : null;
             using var teacher = spec.Rewards.ContainsKey("confidence") && rewardModels.Value.Teacher.Length > 0 ? LlmBackend.Open(rewardModels.Value.Teacher) : null;
-            var reward = RewardFactory.Create(spec.Rewards, new RewardOptions { Judge = judge, Teacher = teacher });
+            var reward = RewardFactory.Create(spec.Rewards, spec.RewardSettings with { Judge = judge, Teacher = teacher });
             var environment = new RunEnvironment(runFolder, Path.GetFullPath(data.Value.Root), Path.GetFullPath(data.Value.DemoRoot), work.Value.Device);
             var result = PpoRun.Run(spec with { BaseModel = baseModel }, reward, environment, resume: true,
                 new StepWriter(stats => WriteStep(runId, stats)), saved => StoreCheckpoint(runId, saved, spec.KeepCheckpoints), cancellation.Token);
@@ -85,22 +85,25 @@ public sealed class TrainJob(
     }
 
     /// <summary>
-    /// Makes the run folder hold the newest checkpoint the database has (fetching it when this
+    /// Makes the run folder hold the newest step checkpoint the database has (fetching it when this
     /// machine lacks it), and forgets in the database what came after it: the run redoes those steps.
+    /// A final folder left by a crash before the run was marked finished is redone too.
     /// </summary>
     int PrepareResume(int runId, string runFolder, CancellationToken cancellationToken)
     {
         var checkpoints = Path.Combine(runFolder, "checkpoints");
+        var localFinal = Path.Combine(runFolder, PpoRun.FinalFolder);
+        if (Directory.Exists(localFinal)) Directory.Delete(localFinal, recursive: true);
         using var db = dbs.CreateDbContext();
         var stored = db.Checkpoints.AsNoTracking().Where(c => c.RunId == runId && !c.Final).OrderByDescending(c => c.Step).FirstOrDefault();
-        var local = PpoRun.LatestCheckpoint(checkpoints);
+        var local = PpoRun.LatestCheckpoint(runFolder);
         if (stored is not null && (local is null || local.Value.Step < stored.Step))
         {
             var temp = Path.Combine(checkpoints, $".fetch-{Guid.NewGuid():N}.tmp");
             folders.ExtractAsync(stored.FolderId, temp, cancellationToken).GetAwaiter().GetResult();
             Directory.Move(temp, Path.Combine(checkpoints, $"step-{stored.Step:D6}"));
         }
-        int start = PpoRun.LatestCheckpoint(checkpoints)?.Step ?? 0;
+        int start = PpoRun.LatestCheckpoint(runFolder)?.Step ?? 0;
         db.Metrics.Where(m => m.RunId == runId && m.Step > start).ExecuteDelete();
         db.Samples.Where(s => s.RunId == runId && s.Step > start).ExecuteDelete();
         foreach (var later in db.Checkpoints.Where(c => c.RunId == runId && (c.Step > start || c.Final)).ToList())
