@@ -94,10 +94,11 @@ public static class EvalCommands
         var lines = new List<string>
         {
             $"{r.Task} · {r.Model} · {r.Dataset}",
-            $"  accuracy {Percent(r.Accuracy)} over {r.N} items{(r.Unscorable > 0 ? $" ({r.Unscorable} unscorable, counted wrong)" : "")}",
+            $"  accuracy {Percent(r.Accuracy)} [{Percent(r.Ci95.Low)}, {Percent(r.Ci95.High)}] over {r.N} items{(r.Unscorable > 0 ? $" ({r.Unscorable} unscorable, counted wrong)" : "")}",
         };
-        if (r.MacroAccuracy is { } macro) lines.Add($"  macro    {Percent(macro)} over {r.PerParadigm.Count} paradigms");
-        lines.Add($"  95% CI   [{Percent(r.Ci95.Low)}, {Percent(r.Ci95.High)}] (bootstrap, of the {(r.MacroAccuracy is null ? "accuracy" : "macro average")})");
+        if (r.MacroAccuracy is { } macro)
+            lines.Add($"  macro    {Percent(macro)} [{Percent(r.HeadlineCi95.Low)}, {Percent(r.HeadlineCi95.High)}] over {r.PerParadigm.Count} paradigms");
+        lines.Add("  (95% bootstrap intervals in brackets)");
         int width = r.PerParadigm.Keys.Select(k => k.Length).DefaultIfEmpty(0).Max();
         foreach (var (name, group) in r.PerParadigm)
             lines.Add($"    {name.PadRight(width)}  {Percent(group.Accuracy),6}  n={group.N}");

@@ -16,10 +16,10 @@ public sealed record GroupResult(int N, double Accuracy);
 public sealed record ItemResult(string Id, bool Correct, double ScoreGood, double ScoreBad, string? Group = null);
 
 /// <summary>
-/// The evaluation of one model on one task. <c>Ci95</c> is the interval of the <see cref="Headline"/>
-/// number: of the macro average over groups when the items have groups (Zorro's paradigms), else of
-/// the accuracy. <c>Unscorable</c> counts items that could not be scored; they are among the N items,
-/// counted as wrong.
+/// The evaluation of one model on one task. <c>Accuracy</c> is over all N items and <c>Ci95</c> its
+/// interval; when the items have groups (Zorro's paradigms) <c>MacroAccuracy</c> is the mean of the
+/// group accuracies and <c>MacroCi95</c> its interval. <c>Unscorable</c> counts items that could not
+/// be scored; they are among the N items, counted as wrong.
 /// </summary>
 public sealed record EvalReport(
     string Task,
@@ -33,10 +33,14 @@ public sealed record EvalReport(
     IReadOnlyList<ItemResult> Items,
     IReadOnlyDictionary<string, string> Options,
     int Unscorable = 0,
-    DateTimeOffset? CreatedAt = null)
+    DateTimeOffset? CreatedAt = null,
+    Interval? MacroCi95 = null)
 {
     /// <summary>The number a paper quotes: the macro average when there are groups, else the accuracy.</summary>
     public double Headline => MacroAccuracy ?? Accuracy;
+
+    /// <summary>The interval of <see cref="Headline"/>.</summary>
+    public Interval HeadlineCi95 => MacroAccuracy is null ? Ci95 : MacroCi95 ?? Ci95;
 }
 
 /// <summary>Builds evaluation reports and writes them as JSON (machines), CSV (per paradigm) and Markdown (papers).</summary>
@@ -61,21 +65,17 @@ public static class Reports
 
         var perGroup = new SortedDictionary<string, GroupResult>(StringComparer.Ordinal);
         double? macro = null;
-        Interval ci;
+        Interval? macroCi = null;
         if (grouped > 0)
         {
             var groups = items.Select(i => i.Group!).ToArray();
             foreach (var (group, n, correct) in Statistics.GroupCounts(outcomes, groups))
                 perGroup[group] = new GroupResult(n, (double)correct / n);
             macro = perGroup.Values.Average(g => g.Accuracy);
-            ci = Statistics.BootstrapMacroCi95(outcomes, groups);
+            macroCi = Statistics.BootstrapMacroCi95(outcomes, groups);
         }
-        else
-        {
-            ci = Statistics.BootstrapCi95(outcomes);
-        }
-        return new EvalReport(task, model, dataset, items.Count, Statistics.Accuracy(outcomes), ci, macro, perGroup,
-            items.ToArray(), Sorted(options ?? new Dictionary<string, string>()), unscorable, DateTimeOffset.UtcNow);
+        return new EvalReport(task, model, dataset, items.Count, Statistics.Accuracy(outcomes), Statistics.BootstrapCi95(outcomes), macro, perGroup,
+            items.ToArray(), Sorted(options ?? new Dictionary<string, string>()), unscorable, DateTimeOffset.UtcNow, macroCi);
     }
 
     // ---------------------------------------------------------------- JSON
@@ -99,6 +99,7 @@ public static class Reports
         WriteInterval(w, "ci95", report.Ci95);
         if (report.MacroAccuracy is { } macro) w.WriteNumber("macro_accuracy", macro);
         else w.WriteNull("macro_accuracy");
+        if (report.MacroAccuracy is not null && report.MacroCi95 is { } macroCi) WriteInterval(w, "macro_ci95", macroCi);
         w.WriteNumber("unscorable", report.Unscorable);
         w.WriteStartObject("options");
         foreach (var (key, value) in report.Options) w.WriteString(key, value);
@@ -187,21 +188,26 @@ public static class Reports
                 foreach (var (key, value) in root.Properties("options"))
                     options[key] = value.Element.ValueKind == JsonValueKind.String ? value.Element.GetString()! : value.Element.GetRawText();
             }
-            var ci = root.Elements("ci95").ToArray();
-            if (ci.Length != 2) throw InputException.At(source, $"\"ci95\" must be [low, high], found {ci.Length} numbers");
+            Interval ReadInterval(string key)
+            {
+                var bounds = root.Elements(key).ToArray();
+                if (bounds.Length != 2) throw InputException.At(source, $"\"{key}\" must be [low, high], found {bounds.Length} numbers");
+                return new Interval(bounds[0].Number(), bounds[1].Number());
+            }
             return new EvalReport(
                 Task: root.Text("task"),
                 Model: root.Text("model"),
                 Dataset: root.Text("dataset"),
                 N: n,
                 Accuracy: root.Number("accuracy"),
-                Ci95: new Interval(ci[0].Number(), ci[1].Number()),
+                Ci95: ReadInterval("ci95"),
                 MacroAccuracy: root.OptionalNumber("macro_accuracy"),
                 PerParadigm: perParadigm,
                 Items: items,
                 Options: options,
                 Unscorable: root.Has("unscorable") ? root.Int("unscorable") : 0,
-                CreatedAt: root.Has("created_at") ? root.Time("created_at") : null);
+                CreatedAt: root.Has("created_at") ? root.Time("created_at") : null,
+                MacroCi95: root.Has("macro_ci95") ? ReadInterval("macro_ci95") : null);
         }
     }
 
@@ -355,7 +361,7 @@ public static class Reports
         {
             md.Append($"| {MarkdownText(model)} |");
             foreach (var task in tasks)
-                md.Append(cells.TryGetValue((model, task), out var r) ? $" {Percent(r.Headline)} [{Percent(r.Ci95.Low)}, {Percent(r.Ci95.High)}] |" : " – |");
+                md.Append(cells.TryGetValue((model, task), out var r) ? $" {Percent(r.Headline)} [{Percent(r.HeadlineCi95.Low)}, {Percent(r.HeadlineCi95.High)}] |" : " – |");
             md.Append('\n');
         }
         md.Append("\nAccuracy in percent [95% bootstrap interval]; tasks with groups show the macro average over groups.\n");
@@ -369,14 +375,18 @@ public static class Reports
     // ---------------------------------------------------------------- comparisons
 
     /// <summary>
-    /// Pairs the items of two reports of the same task by Id (in A's order) and compares their
-    /// accuracies over all items (<see cref="Statistics.Compare"/>). Reports without items, with
+    /// Pairs the items of two reports of the same task on the same data set by Id (in A's order) and
+    /// compares their accuracies over all items (<see cref="Statistics.Compare"/>). Reports of other
+    /// data sets (by file or folder name: paths differ between machines), without items, with
     /// duplicate Ids or with different item sets cannot be compared: <see cref="InputException"/>.
     /// </summary>
     public static Comparison Compare(EvalReport a, EvalReport b)
     {
         if (a.Task != b.Task)
             throw new InputException($"cannot compare a '{a.Task}' report ({a.Model}) with a '{b.Task}' report ({b.Model})");
+        string DataName(EvalReport r) => Path.GetFileName(Path.TrimEndingDirectorySeparator(r.Dataset));
+        if (a.Dataset.Length > 0 && b.Dataset.Length > 0 && DataName(a) != DataName(b))
+            throw new InputException($"cannot compare {a.Model} (A, scored on {a.Dataset}) with {b.Model} (B, scored on {b.Dataset}): the items are of other data sets");
         var byIdA = ItemsById(a);
         var byIdB = ItemsById(b);
         var missingFromB = a.Items.Where(i => !byIdB.ContainsKey(i.Id)).Select(i => i.Id).ToList();

@@ -74,12 +74,6 @@ public static class Tasks
         var pairs = Directory.Exists(path)
             ? Datasets.ReadMinimalPairsFolder(path, options.GroupField)
             : Datasets.ReadMinimalPairsJsonl(path, options.GroupField);
-        int grouped = pairs.Count(p => p.Group is not null);
-        if (grouped != 0 && grouped != pairs.Count)
-        {
-            int first = pairs.Select((p, i) => (p, i)).First(x => x.p.Group is null).i;
-            throw InputException.At(path, $"{grouped} of {pairs.Count} pairs have a group field and pair {first + 1} has none; expected every pair or none to name its group (or give the group field)");
-        }
         return ScoreMinimalPairs("pairs", scorer, path, pairs, options, progress, cancellationToken);
     }
 

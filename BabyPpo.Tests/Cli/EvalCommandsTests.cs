@@ -36,6 +36,7 @@ public sealed class EvalCommandsTests
         Assert.Equal(saved.Accuracy, json["accuracy"]!.GetValue<double>());
         Assert.Equal([saved.Ci95.Low, saved.Ci95.High], json["ci95"]!.AsArray().Select(x => x!.GetValue<double>()));
         Assert.Equal(saved.MacroAccuracy!.Value, json["macro_accuracy"]!.GetValue<double>());
+        Assert.Equal([saved.MacroCi95!.Low, saved.MacroCi95.High], json["macro_ci95"]!.AsArray().Select(x => x!.GetValue<double>()));
         Assert.Equal(3, json["per_paradigm"]!["agreement"]!["n"]!.GetValue<int>());
         Assert.Equal(saved.PerParadigm["binding"].Accuracy, json["per_paradigm"]!["binding"]!["accuracy"]!.GetValue<double>());
         Assert.False(json.ContainsKey("items"));

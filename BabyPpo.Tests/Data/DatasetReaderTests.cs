@@ -132,6 +132,16 @@ public sealed class DatasetReaderTests : IDisposable
     }
 
     [Fact]
+    public void ChatTranscriptsSkipHeadersAndTiersJoinContinuationsAndDropMediaBullets()
+    {
+        var path = _temp.Write("talk.cha",
+            "@UTF8\n@Begin\n@Participants:\tCHI Target_Child, MOT Mother\n@Comment:\ta long comment\n\tthat goes on\n" +
+            "*MOT:\twhat's in the box ? \u00151200_2400\u0015\n%mor:\tpro:int|what~cop|be&3S\n\tprep|in det|the n|box ?\n" +
+            "*CHI:\ta ball\n\tand a car .\n@End\n");
+        Assert.Equal([new("MOT", "what's in the box ?"), new Utterance("CHI", "a ball and a car .")], Datasets.ReadChildesText(path));
+    }
+
+    [Fact]
     public void PromptSetStripsTagsAndAcceptsAChildReplyInsteadOfReferences()
     {
         var path = _temp.Write("prompts.jsonl", """
@@ -163,9 +173,9 @@ public sealed class DatasetReaderTests : IDisposable
         var path = _temp.Write("blimp.jsonl", """
             {"sentence_good": "the cat sleeps .", "sentence_bad": "the cat sleep .", "field": "morphology", "UID": "agreement"}
             {"sentence_good": "she ran .", "sentence_bad": "she runned .", "linguistics_term": "irregular"}
-            {"sentence_good": "who left ?", "sentence_bad": "who left him ?"}
+            {"sentence_good": "who left ?", "sentence_bad": "who left him ?", "field": "syntax"}
             """);
-        Assert.Equal(["agreement", "irregular", null], Datasets.ReadMinimalPairsJsonl(path).Select(p => p.Group));
+        Assert.Equal(["agreement", "irregular", "syntax"], Datasets.ReadMinimalPairsJsonl(path).Select(p => p.Group));
         Assert.Equal(new MinimalPair("she ran .", "she runned .", "irregular"), Datasets.ReadMinimalPairsJsonl(path)[1]);
 
         var error = Assert.Throws<InputException>(() => Datasets.ReadMinimalPairsJsonl(path, "field"));
@@ -212,6 +222,24 @@ public sealed class DatasetReaderTests : IDisposable
     {
         var path = _temp.Write("paradigm.txt", "a dog runs .\na dog run .\nthe cats sleep .");
         AssertNames(Assert.Throws<InputException>(() => Datasets.ReadZorroParadigm(path)), path, ":3:", "even number");
+    }
+
+    [Fact]
+    public void ZorroFileMayEndWithBlankLinesAndBeReadAlone()
+    {
+        var path = _temp.Write("agreement.txt", "a dog runs .\na dog run .\n\n\n");
+        Assert.Equal([new MinimalPair("a dog runs .", "a dog run .", "agreement")], Datasets.ReadZorroParadigm(path));
+        Assert.Equal(Datasets.ReadZorroParadigm(path), Datasets.ReadZorro(path));
+    }
+
+    [Fact]
+    public void MinimalPairsWhereOnlySomeNameTheirGroupNameTheFileAndLine()
+    {
+        var folder = Path.GetDirectoryName(_temp.Write(Path.Combine("blimp", "a.jsonl"),
+            "{\"sentence_good\": \"a b\", \"sentence_bad\": \"b a\", \"UID\": \"order\"}\n"))!;
+        var second = _temp.Write(Path.Combine("blimp", "b.jsonl"),
+            "{\"sentence_good\": \"c d\", \"sentence_bad\": \"d c\", \"UID\": \"order\"}\n{\"sentence_good\": \"e f\", \"sentence_bad\": \"f e\"}\n");
+        AssertNames(Assert.Throws<InputException>(() => Datasets.ReadMinimalPairsFolder(folder)), second, ":2:", "group");
     }
 
     [Fact]

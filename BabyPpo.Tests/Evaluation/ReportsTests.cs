@@ -33,7 +33,11 @@ public sealed class ReportsTests
         Assert.Equal(new GroupResult(2, 0.5), report.PerParadigm["b"]);
         // "a" stays at 1 in every resample; "b" resamples to 0/2 or 2/2 with probability ¼ each,
         // beyond 2.5%, so the macro interval runs from (1 + 0)/2 to (1 + 1)/2.
-        Assert.Equal(new Interval(0.5, 1.0), report.Ci95);
+        Assert.Equal(new Interval(0.5, 1.0), report.MacroCi95);
+        Assert.Equal(report.MacroCi95, report.HeadlineCi95);
+        // Over the 5 items (4 right): 5 of 5 right has probability 0.8⁵ = 0.33; at most 1 right
+        // 0.0067 < 2.5% < 0.058 = at most 2 right, so the item interval runs from 2/5 to 5/5.
+        Assert.Equal(new Interval(0.4, 1.0), report.Ci95);
         Assert.Equal(1, report.Unscorable);
         Assert.NotNull(report.CreatedAt);
     }
@@ -74,6 +78,7 @@ public sealed class ReportsTests
         Assert.Equal(report.Accuracy, back.Accuracy);
         Assert.Equal(report.Ci95, back.Ci95);
         Assert.Equal(report.MacroAccuracy, back.MacroAccuracy);
+        Assert.Equal(report.MacroCi95, back.MacroCi95);
         Assert.Equal(report.PerParadigm.ToArray(), back.PerParadigm.ToArray());
         Assert.Equal(GroupedItems(), back.Items);   // NaN and −∞ scores included
         Assert.Equal([new("bow_correction", "false"), new KeyValuePair<string, string>("lowercase", "true")], back.Options.ToArray());
@@ -90,8 +95,9 @@ public sealed class ReportsTests
         Assert.Equal("zorro", root.GetProperty("task").GetString());
         Assert.Equal(5, root.GetProperty("n").GetInt32());
         Assert.Equal(0.8, root.GetProperty("accuracy").GetDouble());
-        Assert.Equal([0.5, 1.0], root.GetProperty("ci95").EnumerateArray().Select(x => x.GetDouble()));
+        Assert.Equal([0.4, 1.0], root.GetProperty("ci95").EnumerateArray().Select(x => x.GetDouble()));
         Assert.Equal(0.75, root.GetProperty("macro_accuracy").GetDouble());
+        Assert.Equal([0.5, 1.0], root.GetProperty("macro_ci95").EnumerateArray().Select(x => x.GetDouble()));
         Assert.Equal(1, root.GetProperty("unscorable").GetInt32());
         Assert.Equal(2, root.GetProperty("per_paradigm").GetProperty("b").GetProperty("n").GetInt32());
         Assert.Equal(0.5, root.GetProperty("per_paradigm").GetProperty("b").GetProperty("accuracy").GetDouble());
@@ -230,6 +236,18 @@ public sealed class ReportsTests
         Assert.Throws<InputException>(() => Reports.Compare(a, Report("B", "lexical", [("x", true)])));
         var withoutItems = Reports.FromJson(Reports.ToJson(a, includeItems: false));
         Assert.Throws<InputException>(() => Reports.Compare(a, withoutItems));
+    }
+
+    [Fact]
+    public void CompareRefusesReportsOfOtherDataSetsEvenWhenTheItemIdsMatch()
+    {
+        ItemResult[] items = [new("0", true, 0, 0), new("1", false, 0, 0)];
+        var words = Reports.Build("dialogue", "A", "../shared/data/dialogue/eval_words.json", items);
+        var tokens = Reports.Build("dialogue", "B", "/elsewhere/dialogue/eval_tokens.json", items);
+        var error = Assert.Throws<InputException>(() => Reports.Compare(words, tokens));
+        Assert.Contains("eval_tokens.json", error.Message);
+        var sameFileElsewhere = Reports.Build("dialogue", "B", "/elsewhere/dialogue/eval_words.json", items);
+        Assert.Equal(0, Reports.Compare(words, sameFileElsewhere).Difference);
     }
 
     [Fact]

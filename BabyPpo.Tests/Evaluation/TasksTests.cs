@@ -199,7 +199,7 @@ public sealed class TasksTests : IClassFixture<TinyLlamaFixture>
             """{"sentence_good": "what is that ?", "sentence_bad": "what are that ?"}""" + "\n");
         var error = Assert.Throws<InputException>(() => Tasks.MinimalPairs(NewScorer(), path));
         Assert.Contains(path, error.Message);
-        Assert.Contains("pair 2", error.Message);
+        Assert.Contains($"{path}:2:", error.Message);
     }
 
     [Fact]

@@ -148,6 +148,16 @@ public sealed class PpoRunTests
     }
 
     [Fact]
+    public void TheSeedsPromptFilterKeepsOnlyLongerUtterances()
+    {
+        using var folder = new TempFolder();
+        var samples = new List<PpoSample>();
+        PpoRun.Run(Spec(steps: 1) with { MinPromptWords = 5, SampleRows = 8 }, new Contains("b"), Env(folder), progress: new Collect(s => samples.AddRange(s.Samples)));
+        Assert.Equal(8, samples.Count);
+        Assert.All(samples, s => Assert.True(s.Prompt.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length > 5, s.Prompt));
+    }
+
+    [Fact]
     public void LiveTensorCountDoesNotGrowAcrossSteps()
     {
         using var folder = new TempFolder();

@@ -37,13 +37,13 @@ internal static class TinyDialogue
 
 public sealed class PretrainTests
 {
-    static PretrainConfig TinyConfig => new()
+    internal static PretrainConfig TinyConfig => new()
     {
         Steps = 8, BatchSize = 4, BlockSize = 32, LearningRate = 3e-3, MinLearningRate = 3e-4, WarmupSteps = 2,
         EvalEvery = 4, EvalBlocks = 0, CheckpointEvery = 4, HeldOutFraction = 0.1, Seed = 3,
     };
 
-    static PretrainRequest Request(string data, string output, PretrainConfig config) => new()
+    internal static PretrainRequest Request(string data, string output, PretrainConfig config) => new()
     {
         DataPath = data, OutputFolder = output, Model = "tiny", VocabSize = 300, Config = config,
     };
@@ -222,12 +222,46 @@ public sealed class PretrainDataTests
     }
 
     [Fact]
-    public void ChildesTextBecomesOneDocumentOfTurnsInOrder()
+    public void ChildesTextBecomesOneDocumentPerExchangeEndingWithTheChildsReplies()
     {
         using var folder = new TempFolder();
-        var path = folder.Write("talk.txt", "*MOT: look .\n\n*CHI: doggie !\n*FAT: yes , a dog .\n");
+        var path = folder.Write("talk.txt", "*MOT: look .\n\n*CHI: doggie !\n*CHI: dog .\n*FAT: yes , a dog .\n*MOT: a big one .\n*CHI: big !\n");
 
-        Assert.Equal(["*MOT: look . *CHI: doggie ! *FAT: yes , a dog ."], PretrainCorpus.ReadDocuments(path));
+        Assert.Equal(["*MOT: look . *CHI: doggie ! *CHI: dog .", "*FAT: yes , a dog . *MOT: a big one . *CHI: big !"], PretrainCorpus.ReadDocuments(path));
+    }
+
+    [Fact]
+    public void AMonologueIsCutIntoDocumentsOfAtMostSixteenTurns()
+    {
+        using var folder = new TempFolder();
+        var path = folder.Write("story.txt", string.Concat(Enumerable.Range(0, 40).Select(i => $"*MOT: line {i} .\n")));
+
+        var documents = PretrainCorpus.ReadDocuments(path);
+        Assert.Equal([16, 16, 8], documents.Select(d => d.Split("*MOT:").Length - 1));
+        Assert.StartsWith("*MOT: line 16 .", documents[1]);
+    }
+
+    [Fact]
+    public void PretrainingRunsOnAChatTranscript()
+    {
+        using var folder = new TempFolder();
+        var lines = new List<string> { "@UTF8", "@Begin", "@Participants:\tCHI Target_Child, MOT Mother" };
+        for (int i = 0; i < 30; i++)
+        {
+            lines.Add($"*MOT:\twhere is the ball {i} ? \u0015{1000 * i}_{1000 * i + 900}\u0015");
+            lines.Add("%mor:\tadv|where cop|be&3S det|the n|ball ?");
+            lines.Add($"*CHI:\tthere ball {i}");
+            lines.Add("\t.");
+        }
+        lines.Add("@End");
+        var path = folder.Write("talk.cha", string.Join("\n", lines) + "\n");
+
+        var documents = PretrainCorpus.ReadDocuments(path);
+        Assert.Equal(30, documents.Count);
+        Assert.Equal("*MOT: where is the ball 0 ? *CHI: there ball 0 .", documents[0]);
+        var result = Pretrainer.Run(PretrainTests.Request(path, Path.Combine(folder.Path, "out"), PretrainTests.TinyConfig with { Steps = 3, CheckpointEvery = 0, EvalEvery = 0 }));
+        Assert.Equal(3, result.Steps);
+        Assert.True(double.IsFinite(result.HeldOutLoss), $"held-out loss {result.HeldOutLoss}");
     }
 
     [Fact]

@@ -84,25 +84,46 @@ public static class Datasets
     // ── CHILDES transcripts as plain text ──────────────────────────────────────────────────────
 
     /// <summary>
-    /// One utterance per line, <c>"*MOT: …"</c>, <c>"*CHI: …"</c> or any other <c>"*XXX:"</c> tag.
+    /// One utterance per line, <c>"*MOT: …"</c>, <c>"*CHI: …"</c> or any other <c>"*XXX:"</c> tag, as
+    /// plain text or as a CHAT transcript (.cha): header lines (<c>@…</c>) and dependent tiers
+    /// (<c>%mor:</c>, <c>%gra:</c>, …) are skipped, a line that starts with a tab continues the
+    /// utterance before it, and media bullets (<c>·123_456·</c>, between U+0015 marks) are removed.
     /// Blank lines are skipped; any other line without a tag is an error.
     /// </summary>
     public static IReadOnlyList<Utterance> ReadChildesText(string path)
     {
         var lines = RecordFiles.Lines(path);
         var utterances = new List<Utterance>();
+        bool inHeaderOrTier = false;                                   // what a tab-continued line continues
         for (int i = 0; i < lines.Length; i++)
         {
-            if (string.IsNullOrWhiteSpace(lines[i])) continue;
-            var match = SpeakerTag.Match(lines[i].Trim());
+            var line = MediaBullet.Replace(lines[i], " ");
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            if (line[0] is '@' or '%')
+            {
+                inHeaderOrTier = true;
+                continue;
+            }
+            if (line[0] == '\t')
+            {
+                if (inHeaderOrTier) continue;
+                if (utterances.Count == 0) throw InputException.At(path, "a continuation line (starting with a tab) before any utterance", i + 1);
+                utterances[^1] = utterances[^1] with { Text = $"{utterances[^1].Text} {line.Trim()}" };
+                continue;
+            }
+            inHeaderOrTier = false;
+            var match = SpeakerTag.Match(line.Trim());
             if (!match.Success)
-                throw InputException.At(path, $"\"{Shorten(lines[i])}\": expected a speaker tag such as \"*MOT:\" or \"*CHI:\" at the start", i + 1);
+                throw InputException.At(path, $"\"{Shorten(line)}\": expected a speaker tag such as \"*MOT:\" or \"*CHI:\" at the start (or a CHAT @header or %tier)", i + 1);
             var text = match.Groups["text"].Value.Trim();
             if (text.Length == 0) throw InputException.At(path, "expected words after the speaker tag", i + 1);
             utterances.Add(new Utterance(match.Groups["speaker"].Value, text));
         }
         return utterances;
     }
+
+    /// <summary>A CHAT media bullet: start_end milliseconds between two U+0015 marks.</summary>
+    static readonly Regex MediaBullet = new("\u0015[^\u0015]*\u0015", RegexOptions.Compiled);
 
     // ── PPO prompt sets ────────────────────────────────────────────────────────────────────────
 
@@ -196,7 +217,8 @@ public static class Datasets
     /// </summary>
     public static IReadOnlyList<MinimalPair> ReadZorroParadigm(string path)
     {
-        var lines = RecordFiles.Lines(path);
+        var lines = RecordFiles.Lines(path).Reverse().SkipWhile(string.IsNullOrWhiteSpace).Reverse().ToArray();   // blank lines at the end are no sentences
+        if (lines.Length == 0) throw InputException.At(path, "empty file; expected pairs of lines (grammatical first)");
         for (int i = 0; i < lines.Length; i++)
             if (string.IsNullOrWhiteSpace(lines[i]))
                 throw InputException.At(path, "empty line; expected a sentence on every line (line 2k+1 grammatical, 2k+2 ungrammatical)", i + 1);
@@ -209,9 +231,10 @@ public static class Datasets
         return pairs;
     }
 
-    /// <summary>Every paradigm (*.txt) of a Zorro folder, in file-name order.</summary>
-    public static IReadOnlyList<MinimalPair> ReadZorro(string folder) =>
-        FilesOf(folder, "*.txt", "the Zorro test suite (one .txt file per paradigm)").SelectMany(ReadZorroParadigm).ToList();
+    /// <summary>Every paradigm (*.txt) of a Zorro folder, in file-name order; or one paradigm file.</summary>
+    public static IReadOnlyList<MinimalPair> ReadZorro(string folderOrFile) =>
+        File.Exists(folderOrFile) ? ReadZorroParadigm(folderOrFile)
+        : FilesOf(folderOrFile, "*.txt", "the Zorro test suite (one .txt file per paradigm)").SelectMany(ReadZorroParadigm).ToList();
 
     /// <summary>
     /// BLiMP-style JSON lines with "sentence_good" and "sentence_bad". The group is
@@ -219,12 +242,27 @@ public static class Datasets
     /// "field" and "linguistics_term", else null.
     /// </summary>
     public static IReadOnlyList<MinimalPair> ReadMinimalPairsJsonl(string path, string? groupField = null) =>
-        RecordFiles.Json(path).Select(record => new MinimalPair(
-            record.Text("sentence_good"), record.Text("sentence_bad"), GroupOf(record, groupField))).ToList();
+        ReadMinimalPairs([path], groupField);
 
     /// <summary>Every *.jsonl file of a folder (BLiMP ships one per paradigm), in file-name order.</summary>
     public static IReadOnlyList<MinimalPair> ReadMinimalPairsFolder(string folder, string? groupField = null) =>
-        FilesOf(folder, "*.jsonl", "minimal-pair JSON lines files").SelectMany(file => ReadMinimalPairsJsonl(file, groupField)).ToList();
+        ReadMinimalPairs(FilesOf(folder, "*.jsonl", "minimal-pair JSON lines files"), groupField);
+
+    /// <summary>Either every pair names its group or none does; the first pair that breaks this is the error.</summary>
+    static List<MinimalPair> ReadMinimalPairs(IEnumerable<string> files, string? groupField)
+    {
+        var pairs = new List<MinimalPair>();
+        foreach (var record in files.SelectMany(RecordFiles.Json))
+        {
+            var pair = new MinimalPair(record.Text("sentence_good"), record.Text("sentence_bad"), GroupOf(record, groupField));
+            if (pairs.Count > 0 && (pairs[0].Group is null) != (pair.Group is null))
+                throw record.Error(pair.Group is null
+                    ? $"no group field ({string.Join(", ", DefaultGroupFields)}) although the pairs before name theirs; expected every pair or none to name its group"
+                    : $"names its group ({pair.Group}) although the pairs before do not; expected every pair or none to name its group");
+            pairs.Add(pair);
+        }
+        return pairs;
+    }
 
     static string? GroupOf(JsonRecord record, string? groupField)
     {

@@ -44,7 +44,7 @@ public sealed record RunSpec
     public string? ReferenceModel { get; init; }
     /// <summary>A catalogue prompt set ("demo-prompts", "dialogue-train") or the path of a prompt-set JSONL.</summary>
     public string PromptSet { get; init; } = "demo-prompts";
-    /// <summary>Keep only mother utterances with more than this many words (the seed's filter used 3); 0 = all.</summary>
+    /// <summary>Keep only mother utterances with more than this many words (the seed's filter "longer than 3 tokens" used 3); 0 = all.</summary>
     public int MinPromptWords { get; init; }
     public PromptFormat Format { get; init; } = PromptFormat.ChiTag;
     /// <summary>Reward names with weights, e.g. {"bleu": 1.0}.</summary>
@@ -145,9 +145,7 @@ public static class PpoRun
         IProgress<PpoStepStats>? progress = null, Action<CheckpointSaved>? onCheckpoint = null, CancellationToken cancellationToken = default)
     {
         spec.Validate();
-        var prompts = DataCatalog.LoadPromptSet(spec.PromptSet, env.DataRoot, env.DemoRoot)
-            .Where(p => spec.MinPromptWords <= 0 || p.Utterance.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length > spec.MinPromptWords)
-            .ToList();
+        var prompts = Datasets.KeepLongerThan(DataCatalog.LoadPromptSet(spec.PromptSet, env.DataRoot, env.DemoRoot), spec.MinPromptWords);
         if (prompts.Count == 0) throw new InputException($"prompt set {spec.PromptSet} has no prompts left after filtering");
         int totalSteps = spec.TotalSteps(prompts.Count);
 
@@ -220,7 +218,7 @@ public static class PpoRun
         return new PpoRunResult(step, totalSteps, final, Cancelled: false);
     }
 
-    static PpoStepStats RunStep(int step, int totalSteps, RunSpec spec, List<PromptItem> prompts, DataOrder order,
+    static PpoStepStats RunStep(int step, int totalSteps, RunSpec spec, IReadOnlyList<PromptItem> prompts, DataOrder order,
         Generator generator, IReward reward, PpoTrainer trainer, CancellationToken cancellationToken)
     {
         var timing = Stopwatch.StartNew();

@@ -66,6 +66,7 @@ public sealed record PretrainConfig
         Require(LearningRate > 0, $"learning rate must be > 0, got {LearningRate}");
         Require(MinLearningRate >= 0 && MinLearningRate <= LearningRate, $"minimum learning rate must be between 0 and the learning rate ({LearningRate}), got {MinLearningRate}");
         Require(WarmupSteps >= 0, $"warm-up steps must be >= 0, got {WarmupSteps}");
+        Require(WarmupSteps < Steps, $"{WarmupSteps} warm-up steps leave nothing of a {Steps}-step run at the peak learning rate; give fewer warm-up steps (--warmup)");
         Require(WeightDecay >= 0, $"weight decay must be >= 0, got {WeightDecay}");
         Require(Beta1 is >= 0 and < 1 && Beta2 is >= 0 and < 1, $"AdamW betas must be in [0, 1), got {Beta1} and {Beta2}");
         Require(Epsilon > 0, $"AdamW epsilon must be > 0, got {Epsilon}");

@@ -5,10 +5,12 @@ using BabyPpo.Training.Text;
 namespace BabyPpo.Training.Pretrain;
 
 /// <summary>
-/// Pre-training text as documents. A dialogue pair file gives one document per exchange: the mother's
+/// Pre-training text as documents, one per exchange. A dialogue pair file gives the mother's
 /// utterance followed by the child's real reply, <c>"*MOT: … *CHI: …"</c> (the rejected reply is never
-/// used). A CHILDES-tagged text file (one <c>*XXX: …</c> utterance per line) is one document, its turns
-/// in order, joined by spaces.
+/// used). A CHILDES-tagged text or CHAT file (one <c>*XXX: …</c> utterance per line) is cut into
+/// exchanges in the same spirit: a document holds the turns up to and including the child's replies,
+/// and the next begins with the next turn of another speaker (or after <see cref="MaxTurnsPerDocument"/>
+/// turns, for transcripts with long monologues); turns are joined by spaces, in order.
 /// </summary>
 public static class PretrainCorpus
 {
@@ -26,10 +28,33 @@ public static class PretrainCorpus
         IReadOnlyList<string> documents = Path.GetExtension(path).ToLowerInvariant() switch
         {
             ".json" or ".jsonl" or ".csv" => Datasets.ReadDialoguePairs(path).Select(p => $"{p.Prompt.Trim()} {p.Chosen.Trim()}").ToList(),
-            ".txt" or ".cha" => [string.Join(" ", Datasets.ReadChildesText(path).Select(u => $"*{u.Speaker}: {u.Text}"))],
+            ".txt" or ".cha" => Exchanges(Datasets.ReadChildesText(path)),
             _ => throw InputException.At(path, "expected dialogue pairs (.json, .jsonl, .csv) or CHILDES-tagged text (.txt, .cha)"),
         };
         if (documents.Count == 0 || documents.All(string.IsNullOrWhiteSpace)) throw InputException.At(path, "no text to train on");
+        return documents;
+    }
+
+    /// <summary>The most turns one document of a transcript holds.</summary>
+    public const int MaxTurnsPerDocument = 16;
+
+    const string Child = "CHI";
+
+    static List<string> Exchanges(IReadOnlyList<Utterance> utterances)
+    {
+        var documents = new List<string>();
+        var turns = new List<string>();
+        for (int i = 0; i < utterances.Count; i++)
+        {
+            bool afterChild = i > 0 && utterances[i - 1].Speaker == Child && utterances[i].Speaker != Child;
+            if (turns.Count > 0 && (afterChild || turns.Count == MaxTurnsPerDocument))
+            {
+                documents.Add(string.Join(" ", turns));
+                turns.Clear();
+            }
+            turns.Add($"*{utterances[i].Speaker}: {utterances[i].Text}");
+        }
+        if (turns.Count > 0) documents.Add(string.Join(" ", turns));
         return documents;
     }
 

@@ -75,8 +75,8 @@ public sealed class EvaluateJob(
         evaluation.N = report.N;
         evaluation.Accuracy = report.Accuracy;
         evaluation.MacroAccuracy = report.MacroAccuracy;
-        evaluation.CiLow = report.Ci95.Low;
-        evaluation.CiHigh = report.Ci95.High;
+        evaluation.CiLow = report.HeadlineCi95.Low;      // shown beside the headline (macro average where there are groups)
+        evaluation.CiHigh = report.HeadlineCi95.High;
         evaluation.Unscorable = report.Unscorable;
         evaluation.Options = JsonSerializer.Serialize(report.Options);
         db.Paradigms.AddRange(report.PerParadigm.Select(p => new ParadigmRecord { EvaluationId = evaluationId, Name = p.Key, N = p.Value.N, Accuracy = p.Value.Accuracy }));
