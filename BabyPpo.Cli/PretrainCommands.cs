@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using BabyPpo.Training;
 using BabyPpo.Training.Pretrain;
+using BabyPpo.Training.Text;
 using static TorchSharp.torch;
 
 namespace BabyPpo.Cli;
@@ -44,6 +45,13 @@ public static class PretrainCommands
             [
                 new("repeats", "timed steps (the median is reported)", Default: "5"),
             ], BenchPretrain),
+        new("bench tokenizer", "seconds per MB of byte-level BPE training, on a synthetic Zipf corpus of --mb MB or on --data",
+            [
+                new("mb", "size of the synthetic corpus in MB (UTF-8)", Default: "20"),
+                new("data", "time on this file instead (any pretrain --data format)"),
+                new("vocab-size", "vocabulary to train", Default: "16000"),
+                new("min-frequency", "minimum pair frequency", Default: "2"),
+            ], BenchTokenizer),
     ];
 
     static int Pretrain(Args args, Output output)
@@ -142,6 +150,68 @@ public static class PretrainCommands
             if (_pending) err.WriteLine();
             _pending = false;
         }
+    }
+
+    /// <summary>
+    /// Times <see cref="BpeTrainer.Train"/> from texts in memory to a finished vocabulary. The default
+    /// corpus is synthetic but shaped like language where it matters for BPE: utterances of 2–12
+    /// words drawn from a Zipf(1) distribution over 200,000 pseudo-words of 1–4 syllables, so that
+    /// the number of distinct words keeps growing with the corpus (Heaps' law), as it does in real
+    /// text; a repeated small corpus would have too few distinct words and flatter the trainer.
+    /// </summary>
+    static int BenchTokenizer(Args args, Output output)
+    {
+        var options = new BpeTrainerOptions { VocabSize = args.Int("vocab-size", 16000), MinFrequency = args.Int("min-frequency", 2) };
+        options.Validate();
+        var texts = args.Get("data") is { } path ? PretrainCorpus.ReadDocuments(path) : ZipfCorpus(args.Double("mb", 20));
+        double megabytes = texts.Sum(t => (long)System.Text.Encoding.UTF8.GetByteCount(t) + 1) / 1e6;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var trained = BpeTrainer.Train(texts, options);
+        double seconds = clock.Elapsed.TotalSeconds;
+        output.Result(new JsonObject
+        {
+            ["megabytes"] = megabytes,
+            ["documents"] = texts.Count,
+            ["seconds"] = seconds,
+            ["seconds_per_mb"] = seconds / megabytes,
+            ["vocab_size"] = trained.Tokens.Count,
+            ["merges"] = trained.Merges.Count,
+        }, () => $"BPE training on {megabytes:F1} MB ({texts.Count:N0} documents{(args.Has("data") ? "" : ", synthetic Zipf corpus")}):\n" +
+                 $"  {seconds:F1} s = {seconds / megabytes:F3} s/MB, {trained.Merges.Count:N0} merges, vocabulary {trained.Tokens.Count:N0}");
+        return 0;
+    }
+
+    static List<string> ZipfCorpus(double megabytes)
+    {
+        if (megabytes is <= 0 or > 1000) throw new InputException($"--mb must be in (0, 1000], got {megabytes}");
+        string[] onsets = ["", "b", "d", "g", "k", "l", "m", "n", "p", "s", "t", "w", "br", "st", "pl", "sh", "ch", "th"];
+        string[] vowels = ["a", "e", "i", "o", "u", "ee", "oo", "ay", "ow"];
+        string[] codas = ["", "", "n", "t", "s", "l", "k", "ng", "p"];
+        var random = new Random(0);
+        const int lexiconSize = 200_000;
+        var lexicon = new string[lexiconSize];
+        for (int w = 0; w < lexiconSize; w++)
+            lexicon[w] = string.Concat(Enumerable.Range(0, 1 + random.Next(4)).Select(_ => onsets[random.Next(onsets.Length)] + vowels[random.Next(vowels.Length)] + codas[random.Next(codas.Length)]));
+        var cumulative = new double[lexiconSize];                                      // Zipf(1): p(rank r) ∝ 1 / r
+        double total = 0;
+        for (int r = 0; r < lexiconSize; r++) cumulative[r] = total += 1.0 / (r + 1);
+        var texts = new List<string>();
+        long bytes = 0, target = (long)(megabytes * 1e6);
+        var words = new List<string>();
+        while (bytes < target)
+        {
+            words.Clear();
+            int length = 2 + random.Next(11);
+            for (int i = 0; i < length; i++)
+            {
+                int rank = Array.BinarySearch(cumulative, random.NextDouble() * total);
+                words.Add(lexicon[rank < 0 ? ~rank : rank]);
+            }
+            var text = $"*{(texts.Count % 2 == 0 ? "MOT" : "CHI")}: {string.Join(' ', words)} .";
+            texts.Add(text);
+            bytes += text.Length + 1;
+        }
+        return texts;
     }
 
     static int BenchPretrain(Args args, Output output)
