@@ -37,6 +37,7 @@ public static class Cli
         .. RewardCommands.All,
         .. TrainCommands.All,
         .. EvalCommands.All,
+        .. DataCommands.All,
     ];
 
     public static int Run(string[] argv, TextWriter stdout, TextWriter stderr)

@@ -36,7 +36,8 @@ public static class TrainCommands
             new("generation-batch-size", "prompts per generation batch (trl's generate batch_size)", Default: "16"),
             new("checkpoint-every", "steps between resumable checkpoints", Default: "50"),
             new("sample-every", "steps between sample tables", Default: "10"),
-            new("data-root", "folder holding the data sets (dialogue/, zorro/, …); data/demo beside it", Default: "data"),
+            DataCommands.DataRoot,
+            DataCommands.DemoRoot,
             new("judge", "judge LLM for the score reward: a checkpoint folder or a server URL"),
             new("judge-tokenizer", "tokenizer for a judge folder that has none"),
             new("judge-model", "the model name on the judge server"),
@@ -50,7 +51,7 @@ public static class TrainCommands
         [
             new("tokenizer", "tokenizer.json or folder for the random model (its vocabulary must fit 16000)", Default: "models/demo-baby"),
             new("steps", "timed steps after one warm-up step", Default: "3"),
-            new("data-root", "folder with data/demo beside it", Default: "data"),
+            DataCommands.DemoRoot,
         ], BenchPpo),
     ];
 
@@ -98,7 +99,7 @@ public static class TrainCommands
         if (spec.Steps is null && spec.Epochs is null) throw new InputException("train: give --steps N or --epochs E");
         spec.Validate();
         var outFolder = args.Get("out") ?? Path.Combine("runs", $"{Path.GetFileName(Path.TrimEndingDirectorySeparator(spec.BaseModel))}-{args.Required("reward").Replace(':', '_')}-seed{spec.Seed}");
-        var dataRoot = args.Get("data-root") ?? "data";
+        var (dataRoot, demoRoot) = DataCommands.Roots(args);
 
         using var judge = weights.ContainsKey("score") ? RewardCommands.Open(args, args.Get("judge") ?? throw new InputException("train: the score reward needs --judge"), "judge-tokenizer", "judge-model") : null;
         using var teacher = weights.ContainsKey("confidence") ? RewardCommands.Open(args, args.Get("teacher") ?? throw new InputException("train: the confidence reward needs --teacher"), "teacher-tokenizer", "teacher-model") : null;
@@ -115,7 +116,7 @@ public static class TrainCommands
         try
         {
             var bar = new ProgressLine(output.Err);
-            var result = PpoRun.Run(spec, reward, new RunEnvironment(outFolder, dataRoot, null, RewardCommands.Device(args).ToString()),
+            var result = PpoRun.Run(spec, reward, new RunEnvironment(outFolder, dataRoot, demoRoot, RewardCommands.Device(args).ToString()),
                 args.Flag("resume"), bar, null, cancel.Token);
             bar.Finish();
             output.Result(new JsonObject
@@ -181,7 +182,7 @@ public static class TrainCommands
             };
             var perStep = new List<IReadOnlyDictionary<string, double>>();
             var collect = new Collect(s => perStep.Add(s.Metrics));
-            PpoRun.Run(spec, RewardFactory.Create(spec.Rewards, new RewardOptions()), new RunEnvironment(Path.Combine(folder, "run"), args.Get("data-root") ?? "data"), progress: collect);
+            PpoRun.Run(spec, RewardFactory.Create(spec.Rewards, new RewardOptions()), new RunEnvironment(Path.Combine(folder, "run"), "data", DataCommands.Roots(args).Demo), progress: collect);
             var timed = perStep.Skip(1).ToList();
             double Median(string key) => timed.Select(m => m[key]).Order().ElementAt(timed.Count / 2);
             var phases = new JsonObject
