@@ -262,4 +262,15 @@ public sealed class OpenAiBackendRetryTests
             """)!;
         Assert.Equal(new ContinuationScore(-2.0, 2), OpenAiBackend.ContinuationFromEcho(spanning, " run".Length, "url"));
     }
+
+    [Fact]
+    public void OffsetsCountCodePointsAsTheServersDoSoAnEmojiIsOneCharacter()
+    {
+        // "hi there" + " 🎈 ok": vLLM's offsets count the balloon as one character, so the echoed text
+        // is 13 characters long and the continuation (5 characters) starts at 8, after " there".
+        var choice = JsonNode.Parse("""
+            {"logprobs": {"tokens": ["<s>", "hi", " there", " 🎈", " ok"], "token_logprobs": [null, -1.0, -2.0, -4.0, -8.0], "text_offset": [0, 0, 2, 8, 10]}}
+            """)!;
+        Assert.Equal(new ContinuationScore(-12.0, 2), OpenAiBackend.ContinuationFromEcho(choice, " 🎈 ok".EnumerateRunes().Count(), "url"));
+    }
 }

@@ -333,7 +333,7 @@ public sealed class OpenAiBackend : ILlmBackend
         {
             var choices = Choices(responses[c], chunks[c].Length);
             for (int i = 0; i < chunks[c].Length; i++)
-                result.Add(ContinuationFromEcho(choices[i], chunks[c][i].Continuation.Length, _v1 + "/completions"));
+                result.Add(ContinuationFromEcho(choices[i], CodePoints(chunks[c][i].Continuation), _v1 + "/completions"));
         }
         return result;
     }
@@ -342,7 +342,8 @@ public sealed class OpenAiBackend : ILlmBackend
     /// Sums the echoed log-probabilities of the tokens that end after the continuation starts. With
     /// L the length of the echoed text (last offset + last token's length), the continuation starts
     /// at L − its length; a token whose span ends after that point belongs to it. The first token has
-    /// no log-probability (null) and is never counted.
+    /// no log-probability (null) and is never counted. Lengths and offsets are in Unicode code points,
+    /// as the servers count them.
     /// </summary>
     internal static ContinuationScore ContinuationFromEcho(JsonNode choice, int continuationLength, string url)
     {
@@ -354,7 +355,7 @@ public sealed class OpenAiBackend : ILlmBackend
             var offsets = logprobs["text_offset"]!.AsArray().Select(o => o!.GetValue<int>()).ToArray();
             if (tokens.Length == 0 || values.Length != tokens.Length || offsets.Length != tokens.Length)
                 throw new FormatException("tokens, token_logprobs and text_offset differ in length");
-            int length = offsets[^1] + tokens[^1].Length, start = length - continuationLength;
+            int length = offsets[^1] + CodePoints(tokens[^1]), start = length - continuationLength;
             double sum = 0;
             int count = 0;
             for (int t = 0; t < tokens.Length; t++)
@@ -371,6 +372,8 @@ public sealed class OpenAiBackend : ILlmBackend
             throw new InputException($"POST {url}: expected echoed logprobs (tokens, token_logprobs, text_offset) in each choice; does the server support echo with logprobs? Got {Shorten(choice.ToJsonString())}");
         }
     }
+
+    static int CodePoints(string text) => text.EnumerateRunes().Count();
 
     /// <summary>The response's choices ordered by their index; exactly <paramref name="expected"/> of them.</summary>
     JsonNode[] Choices(JsonNode response, int expected)

@@ -171,7 +171,7 @@ public sealed class OpenAiEndpoint(LocalLlmBackend backend, string? modelId = nu
             for (int t = 0; t < ids.Length; t++)
             {
                 double? value = t >= scores.ScoredFrom ? scores.LogProbs[t - scores.ScoredFrom] : null;
-                Add(TokenText(ids, t, offsets, prompt.Length, prompt, tokenizer), value, offsets[t]);
+                Add(TokenText(ids, t, offsets, prompt.Length, prompt, tokenizer), value, CodePoints(prompt, offsets[t]));
             }
         }
 
@@ -179,7 +179,7 @@ public sealed class OpenAiEndpoint(LocalLlmBackend backend, string? modelId = nu
         public void AddGenerated(int[] ids, float[] values, int[] offsets, string fullText, Text.Tokenizer tokenizer)
         {
             for (int t = 0; t < ids.Length; t++)
-                Add(TokenText(ids, t, offsets, fullText.Length, fullText, tokenizer), values[t], offsets[t]);
+                Add(TokenText(ids, t, offsets, fullText.Length, fullText, tokenizer), values[t], CodePoints(fullText, offsets[t]));
         }
 
         /// <summary>
@@ -191,6 +191,19 @@ public sealed class OpenAiEndpoint(LocalLlmBackend backend, string? modelId = nu
         {
             int from = Math.Min(offsets[t], text.Length), to = Math.Min(t + 1 < ids.Length ? offsets[t + 1] : end, text.Length);
             return to > from ? text[from..to] : tokenizer.IsSpecial(ids[t]) ? tokenizer.Decode([ids[t]], skipSpecialTokens: false) : "";
+        }
+
+        /// <summary>
+        /// An offset in characters as OpenAI, vLLM and llama.cpp count them (Unicode code points, as
+        /// Python indexes a str), from one in UTF-16 units: they differ after an emoji or other
+        /// character beyond U+FFFF, which .NET stores as two units.
+        /// </summary>
+        static int CodePoints(string text, int utf16Offset)
+        {
+            int end = Math.Min(utf16Offset, text.Length), count = 0;
+            for (int i = 0; i < end; i++)
+                if (!(char.IsLowSurrogate(text[i]) && i > 0 && char.IsHighSurrogate(text[i - 1]))) count++;
+            return count;
         }
 
         void Add(string token, double? value, int offset)
