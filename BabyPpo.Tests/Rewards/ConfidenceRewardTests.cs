@@ -57,6 +57,17 @@ public sealed class ConfidenceRewardTests : IClassFixture<TinyTeacherFixture>
     }
 
     [Fact]
+    public void PunctuationOnlyAndUnicodeAnswersAreScoredNotTreatedAsEmpty()
+    {
+        // lp: r1 −4, r2 −1; "?!" −2 ≥ r1 → rank 1/2 → 0; "café 🎈" −0.5 ≥ both → rank 1 → 1.
+        var table = new Dictionary<string, double> { ["r1"] = -4, ["r2"] = -1, ["?!"] = -2, ["café 🎈"] = -0.5 };
+        var teacher = new StubLlm(score: (_, x) => new ContinuationScore(table[x], 1));
+        var result = new ConfidenceReward(teacher).Score([new RewardInput("hi", "?!", ["r1", "r2"]), new RewardInput("hi", "café 🎈", ["r1", "r2"])]);
+        Assert.Equal([0.0, 1.0], result.Values);
+        Assert.Equal(0.0, result.Metrics["confidence/empty"]);
+    }
+
+    [Fact]
     public void ReferenceScoresAreCachedAcrossBatches()
     {
         var teacher = new StubLlm(score: (_, x) => new ContinuationScore(-x.Length, x.Length));

@@ -85,6 +85,18 @@ public sealed class JudgeRewardTests
     }
 
     [Fact]
+    public void EmptyPunctuationOnlyAndUnicodeAnswersGoToTheJudgeVerbatim()
+    {
+        // The seed asks the judge about every answer, even an empty one ("If CHI answer is too short
+        // rate it low"); the stub rates by the CHI line, so each answer's own rating must come back.
+        var judge = new StubLlm(prompt => prompt.Contains("CHI: \n") ? "0" : prompt.Contains("CHI: ?!\n") ? "1" : prompt.Contains("CHI: café 🎈 für dich\n") ? "4.5" : "nothing");
+        var result = new JudgeReward(judge).Score([new RewardInput("hi", "", []), new RewardInput("hi", "?!", []), new RewardInput("wie geht's?", "café 🎈 für dich", [])]);
+        Assert.Equal([0.0, 1.0, 4.5], result.Values);
+        Assert.Equal(0.0, result.Metrics["score/unparseable"]);
+        Assert.Contains("MOT: wie geht's?\nCHI: café 🎈 für dich\n", Assert.Single(judge.Calls).Prompts[2]);
+    }
+
+    [Fact]
     public void CustomTemplateMustHoldTheAnswer()
     {
         var judge = new StubLlm(_ => "4");

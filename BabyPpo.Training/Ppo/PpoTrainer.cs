@@ -150,6 +150,9 @@ public sealed class PpoTrainer : IDisposable
                 earlyStopped = true;
             }
         }
+        // A batch smaller than batch_size (dropped samples) can end inside an accumulation cycle:
+        // apply what was accumulated rather than carry it into the next step (trl never gets here).
+        if (!earlyStopped && accumulated % Config.GradientAccumulationSteps != 0) OptimizerStep();
         timing["time/ppo/optimize_step"] = phase.Elapsed.TotalSeconds;
 
         // (5) statistics, then the KL controller
