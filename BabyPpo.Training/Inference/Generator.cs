@@ -145,7 +145,9 @@ public sealed class Generator(CausalLM model, Tokenizer? tokenizer)
             int from = cache is null ? 0 : cache.Length;
             var input = Columns(ids, b, capacity, from, length, device);           // (B, length - from)
             var attention = Columns(mask, b, capacity, 0, length, device);         // (B, length)
-            var logits = Model.forward(input, attention, cache).select(1, -1);     // (B, V)
+            // Only the last position predicts the next token: the head runs there alone (as HF's
+            // logits_to_keep=1), with or without the cache.
+            var logits = Model.Logits(Model.Hidden(input, attention, cache).select(1, -1)); // (B, V)
 
             var chosen = Choose(logits, step, eos, o, rng);                        // (B)
             var chosenLogProbs = logits.log_softmax(-1).gather(1, chosen.unsqueeze(1)).squeeze(1);
