@@ -50,6 +50,10 @@ public sealed class LlamaConfigTests : IDisposable
     [InlineData("rope_scaling", "\"llama3\"")]
     [InlineData("hidden_act", "[\"silu\"]")]
     [InlineData("partial_rotary_factor", "0.5")]
+    [InlineData("attention_dropout", "0.1")]
+    [InlineData("rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 4.0}")]
+    [InlineData("rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": \"8\"}")]
+    [InlineData("rope_scaling", "{\"rope_type\": \"llama3\", \"low_freq_factor\": 4.0, \"high_freq_factor\": 1.0}")]
     public void MalformedSettingIsOneErrorNamingTheFileAndTheKey(string key, string value)
     {
         var error = LoadWith(key, value, out var path);
@@ -146,6 +150,17 @@ public sealed class LlamaConfigTests : IDisposable
         Assert.Equal(LlamaConfig.FromJson(classic), LlamaConfig.FromJson(newer));
         Assert.Equal(new RopeScaling(8.0, 1.0, 4.0, 32), LlamaConfig.FromJson(newer).RopeScaling);
         Assert.Equal(500000.0, LlamaConfig.FromJson(newer).RopeTheta);
+    }
+
+    [Fact]
+    public void RopeScalingAndRopeParametersThatDisagreeAreRefused()
+    {
+        var classic = JsonNode.Parse(File.ReadAllText(SharedData.Fixture("models", "tiny-llama3-rope", "config.json")))!.AsObject();
+        var both = ToRopeParameters(classic);
+        both["rope_scaling"] = classic["rope_scaling"]!.DeepClone();
+        Assert.NotNull(LlamaConfig.FromJson(both).RopeScaling);              // the same scaling twice is consistent
+        both["rope_parameters"]!["factor"] = 4.0;
+        Assert.Contains("describe different rotary scalings", Assert.Throws<InputException>(() => LlamaConfig.FromJson(both)).Message);
     }
 
     [Fact]

@@ -100,30 +100,20 @@ public sealed record LlamaConfig
         if (heads % kvHeads != 0)
             throw c.Fail($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
 
-        // Rope: either the classic top-level rope_theta + rope_scaling, or the newer rope_parameters.
-        var ropeKey = json["rope_parameters"] is not null ? "rope_parameters" : "rope_scaling";
-        var rope = c.Object(ropeKey);
-        var ropeReader = rope is null ? null : new ConfigReader(rope, source, ropeKey + ".");
+        if (c.NonNegative("attention_dropout") is double dropout && dropout != 0)
+            throw c.Fail($"'attention_dropout' {dropout} is not supported: attention has no dropout here (0.0, HF's default)");
+
+        // Rope: the classic top-level rope_theta + rope_scaling, or the newer rope_parameters
+        // (transformers v5), which also holds rope_theta. A config with both must not contradict itself.
+        var classic = c.Object("rope_scaling") is { } scalingJson ? new ConfigReader(scalingJson, source, "rope_scaling.") : null;
+        var newer = c.Object("rope_parameters") is { } parametersJson ? new ConfigReader(parametersJson, source, "rope_parameters.") : null;
         c.RefusePartialRotary();
-        ropeReader?.RefusePartialRotary();
-        double theta = c.Positive("rope_theta") ?? ropeReader?.Positive("rope_theta") ?? 10000.0;
-        RopeScaling? scaling = null;
-        if (ropeReader is not null)
-        {
-            string ropeType = ropeReader.String("rope_type") ?? ropeReader.String("type") ?? "default";
-            if (ropeType == "llama3")
-            {
-                scaling = new RopeScaling(
-                    ropeReader.Positive("factor") ?? 8.0,
-                    ropeReader.Positive("low_freq_factor") ?? 1.0,
-                    ropeReader.Positive("high_freq_factor") ?? 4.0,
-                    ropeReader.Size("original_max_position_embeddings") ?? 8192);
-                if (!(scaling.HighFreqFactor > scaling.LowFreqFactor))
-                    throw c.Fail($"{ropeKey}: high_freq_factor {scaling.HighFreqFactor} must be larger than low_freq_factor {scaling.LowFreqFactor}");
-            }
-            else if (ropeType != "default")
-                throw c.Fail($"unsupported rope type '{ropeType}' in {ropeKey}: only default and llama3 are implemented");
-        }
+        classic?.RefusePartialRotary();
+        newer?.RefusePartialRotary();
+        RopeScaling? scaling = newer is not null ? newer.Rope() : classic?.Rope();
+        if (newer is not null && classic is not null && classic.Rope() != scaling)
+            throw c.Fail("'rope_scaling' and 'rope_parameters' describe different rotary scalings: give one of them");
+        double theta = c.Positive("rope_theta") ?? newer?.Positive("rope_theta") ?? classic?.Positive("rope_theta") ?? 10000.0;
 
         return new LlamaConfig
         {
@@ -305,6 +295,22 @@ sealed class ConfigReader(JsonObject json, string source, string prefix = "")
 
     /// <summary>A finite number ≥ 0.</summary>
     public double? NonNegative(string key) => Number(key, x => x >= 0, "a number >= 0");
+
+    /// <summary>A rope_scaling / rope_parameters object: llama3 scaling, or null for plain RoPE ("default").</summary>
+    public RopeScaling? Rope()
+    {
+        string ropeType = String("rope_type") ?? String("type") ?? "default";
+        if (ropeType == "default") return null;
+        if (ropeType != "llama3")
+            throw Fail($"unsupported rope type '{ropeType}' in '{prefix.TrimEnd('.')}': only default and llama3 are implemented");
+        var scaling = new RopeScaling(
+            Positive("factor") ?? 8.0,
+            Positive("low_freq_factor") ?? 1.0,
+            Positive("high_freq_factor") ?? 4.0,
+            Size("original_max_position_embeddings") ?? 8192);
+        return scaling.HighFreqFactor > scaling.LowFreqFactor ? scaling
+            : throw Fail($"'{prefix}high_freq_factor' {scaling.HighFreqFactor} must be larger than low_freq_factor {scaling.LowFreqFactor}");
+    }
 
     /// <summary>Refuses partial rotary embeddings (only a factor of 1, HF's default, is implemented).</summary>
     public void RefusePartialRotary()
