@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 using BabyPpo.Training;
 using BabyPpo.Training.Inference;
@@ -36,6 +37,7 @@ public static class ModelCommands
             new("max-new-tokens", "tokens to generate at most", Default: "20"),
             new("min-new-tokens", "tokens to generate before EOS is allowed", Default: "0"),
             new("stop", "stop a sequence once its text contains this (repeatable)", Repeatable: true),
+            new("truncate", "keep only the last tokens of a prompt too long for the context window (left-truncation) instead of failing", IsFlag: true),
         ], Generate),
     ];
 
@@ -55,12 +57,18 @@ public static class ModelCommands
     static int Score(Args args, Output output)
     {
         var texts = args.All("text");
-        var idLists = args.All("ids").Select(ParseIds).ToList();
-        if (texts.Count == 0 && idLists.Count == 0) throw new InputException("score: give --text TEXT or --ids 1,2,3 (each repeatable)");
+        var idTexts = args.All("ids").Select(ParseIds).ToList();
+        if (texts.Count == 0 && idTexts.Count == 0) throw new InputException("score: give --text TEXT or --ids 1,2,3 (each repeatable)");
         string folder = args.Required("model");
+        Checkpoint.RequireFolder(folder);
         // Scoring ids needs no tokenizer; scoring text does.
         var tokenizer = texts.Count > 0 ? Tokenizer.Load(folder) : Checkpoint.TryLoadTokenizer(folder);
         using var model = Checkpoint.LoadModel(folder);
+        int vocabulary = model.Config.VocabSize;
+        foreach (var id in idTexts.SelectMany(ids => ids))
+            if (id < 0 || id >= vocabulary)
+                throw new InputException($"score: --ids holds {id}, outside the model's vocabulary (0..{vocabulary - 1})");
+        var idLists = idTexts.Select(ids => ids.Select(id => (int)id).ToArray()).ToList();
         var scorer = new Scorer(model, tokenizer, new ScorerOptions { BowCorrection = args.Flag("bow-correction") });
         var sequences = texts.Select(t => tokenizer!.Encode(t)).Concat(idLists).ToList();
         var labels = texts.Concat(idLists.Select(ids => tokenizer?.Decode(ids, skipSpecialTokens: false) ?? string.Join(",", ids))).ToList();
@@ -83,10 +91,11 @@ public static class ModelCommands
             TopK = args.Int("top-k", 0),
             TopP = args.Double("top-p", 1.0),
             Temperature = args.Double("temperature", 1.0),
-            Seed = (ulong)args.Long("seed", 0),
+            Seed = Seed(args),
             MaxNewTokens = args.Int("max-new-tokens", 20),
             MinNewTokens = args.Int("min-new-tokens", 0),
             StopStrings = args.All("stop"),
+            TruncatePrompts = args.Flag("truncate"),
         };
         options.Validate();
         using var pretrained = Checkpoint.Load(args.Required("model"));
@@ -105,16 +114,22 @@ public static class ModelCommands
         return 0;
     }
 
-    static int[] ParseIds(string text)
+    static ulong Seed(Args args)
     {
-        try
-        {
-            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
-        }
-        catch (FormatException)
-        {
-            throw new InputException($"--ids expects comma-separated whole numbers, got '{text}'");
-        }
+        long seed = args.Long("seed", 0);
+        return seed >= 0 ? (ulong)seed : throw new InputException($"generate: --seed must be a whole number >= 0, got {seed}");
+    }
+
+    /// <summary>"1, 2,3" → [1, 2, 3]; the ids are checked against the vocabulary once the model is loaded.</summary>
+    static long[] ParseIds(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new InputException($"score: --ids expects comma-separated token ids such as 1,2,3, got '{text}' (no ids)");
+        var ids = new long[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!long.TryParse(parts[i], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out ids[i]))
+                throw new InputException($"score: --ids expects comma-separated token ids (whole numbers), got '{parts[i]}' in '{text}'");
+        return ids;
     }
 }
 

@@ -11,9 +11,9 @@ namespace BabyPpo.Training.Inference;
 /// </summary>
 public sealed record SamplingOptions
 {
-    /// <summary>Take the most likely token (HF <c>do_sample=False</c>); temperature, top-k, top-p and the seed are unused.</summary>
+    /// <summary>Take the most likely token (HF <c>do_sample=False</c>); temperature, top-k, top-p and the seed are unused (but still checked).</summary>
     public bool Greedy { get; init; }
-    /// <summary>Divide logits by this before sampling; must be &gt; 0.</summary>
+    /// <summary>Divide logits by this before sampling; must be &gt; 0 (0 is accepted only with <see cref="Greedy"/>, where it is the usual spelling of greedy).</summary>
     public double Temperature { get; init; } = 1.0;
     /// <summary>Keep the k most likely tokens; 0 = off.</summary>
     public int TopK { get; init; }
@@ -23,7 +23,7 @@ public sealed record SamplingOptions
     public int MaxNewTokens { get; init; } = 20;
     /// <summary>Forbid EOS until this many tokens have been generated.</summary>
     public int MinNewTokens { get; init; }
-    /// <summary>Stop a sequence at this id (kept as its last token); null = the model's eos_token_id; -1 = never.</summary>
+    /// <summary>Stop a sequence at this id (kept as its last token); null = at any of the model's eos_token_id ids; -1 = never.</summary>
     public int? EosTokenId { get; init; }
     /// <summary>Stop a sequence once its decoded text contains one of these (the text keeps it; callers cut).</summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
@@ -38,11 +38,13 @@ public sealed record SamplingOptions
     /// <summary>Keep only the last tokens of a prompt that does not fit the context window, instead of failing.</summary>
     public bool TruncatePrompts { get; init; }
 
+    /// <summary>Checks every option, whether or not the chosen mode uses it (a bad value is a mistake either way).</summary>
     public void Validate()
     {
         if (MaxNewTokens <= 0) throw new InputException($"max_new_tokens must be at least 1, got {MaxNewTokens}");
         if (MinNewTokens < 0 || MinNewTokens > MaxNewTokens) throw new InputException($"min_new_tokens must be between 0 and max_new_tokens ({MaxNewTokens}), got {MinNewTokens}");
-        if (!Greedy && !(Temperature > 0)) throw new InputException($"temperature must be > 0 when sampling, got {Temperature}");
+        if (!(Temperature >= 0) || double.IsPositiveInfinity(Temperature)) throw new InputException($"temperature must be a finite number > 0, got {Temperature}");
+        if (!Greedy && Temperature == 0) throw new InputException("temperature must be > 0 when sampling, got 0 (ask for greedy decoding instead)");
         if (TopK < 0) throw new InputException($"top_k must be >= 0 (0 = off), got {TopK}");
         if (!(TopP > 0 && TopP <= 1)) throw new InputException($"top_p must be in (0, 1], got {TopP}");
         if (BatchSize <= 0) throw new InputException($"batch size must be at least 1, got {BatchSize}");
@@ -84,15 +86,20 @@ public sealed class Generator(CausalLM model, Tokenizer? tokenizer)
         options.Validate();
         if (prompts.Count == 0) throw new InputException("no prompts to generate from");
         if (options.StopStrings.Count > 0 && tokenizer is null) throw new InvalidOperationException("stop strings need a tokenizer to decode the text");
-        int window = Model.Config.MaxPositionEmbeddings;
+        int window = Model.Config.MaxPositionEmbeddings, vocabulary = Model.Config.VocabSize;
+        int room = window - options.MaxNewTokens;
+        if (room <= 0)
+            throw new InputException($"max_new_tokens {options.MaxNewTokens} leaves no room for a prompt in the model's context window of {window} tokens");
         var fitted = new int[prompts.Count][];
         for (int i = 0; i < prompts.Count; i++)
         {
             if (prompts[i].Length == 0) throw new InputException($"prompt {i} is empty (no tokens)");
-            int room = window - options.MaxNewTokens;
+            foreach (int token in prompts[i])
+                if (token < 0 || token >= vocabulary)
+                    throw new InputException($"prompt {i} holds token id {token}, outside the model's vocabulary (0..{vocabulary - 1})");
             if (prompts[i].Length <= room) fitted[i] = prompts[i];
-            else if (options.TruncatePrompts && room > 0) fitted[i] = prompts[i][^room..];
-            else throw new InputException($"prompt {i} has {prompts[i].Length} tokens; with max_new_tokens {options.MaxNewTokens} it exceeds the context window of {window} (truncate it, or ask for truncation)");
+            else if (options.TruncatePrompts) fitted[i] = prompts[i][^room..];
+            else throw new InputException($"prompt {i} has {prompts[i].Length} tokens; with max_new_tokens {options.MaxNewTokens} it exceeds the context window of {window} tokens (shorten it, or ask for left-truncation to its last {room} tokens: generate --truncate)");
         }
 
         using var rng = new torch.Generator(options.Seed, Model.Device);
@@ -105,7 +112,8 @@ public sealed class Generator(CausalLM model, Tokenizer? tokenizer)
     IEnumerable<Completion> GenerateBatch(int[][] prompts, SamplingOptions o, torch.Generator rng)
     {
         int b = prompts.Length, promptWidth = prompts.Max(p => p.Length), capacity = promptWidth + o.MaxNewTokens;
-        int eos = o.EosTokenId ?? Model.Config.EosTokenId ?? -1;
+        // The ids that end a sequence: the option's one id, else every id of the model's eos_token_id (HF semantics).
+        long[] eos = o.EosTokenId is int id ? (id >= 0 ? [id] : []) : [.. Model.Config.EosTokenIds.Select(e => (long)e)];
         long pad = tokenizer?.PadId ?? Model.Config.PadTokenId ?? 0;
         var device = Model.Device;
 
@@ -137,7 +145,9 @@ public sealed class Generator(CausalLM model, Tokenizer? tokenizer)
             int from = cache is null ? 0 : cache.Length;
             var input = Columns(ids, b, capacity, from, length, device);           // (B, length - from)
             var attention = Columns(mask, b, capacity, 0, length, device);         // (B, length)
-            var logits = Model.forward(input, attention, cache).select(1, -1);     // (B, V)
+            // Only the last position predicts the next token: the head runs there alone (as HF's
+            // logits_to_keep=1), with or without the cache.
+            var logits = Model.Logits(Model.Hidden(input, attention, cache).select(1, -1)); // (B, V)
 
             var chosen = Choose(logits, step, eos, o, rng);                        // (B)
             var chosenLogProbs = logits.log_softmax(-1).gather(1, chosen.unsqueeze(1)).squeeze(1);
@@ -151,7 +161,7 @@ public sealed class Generator(CausalLM model, Tokenizer? tokenizer)
                 if (finished[r]) continue;
                 newIds[r].Add((int)tokens[r]);
                 logProbs[r].Add(lps[r]);
-                if (tokens[r] == eos) (finished[r], reasons[r]) = (true, FinishReason.Eos);
+                if (Array.IndexOf(eos, tokens[r]) >= 0) (finished[r], reasons[r]) = (true, FinishReason.Eos);
                 else if (o.StopStrings.Count > 0 && ContainsStopString(newIds[r], o.StopStrings))
                     (finished[r], reasons[r]) = (true, FinishReason.StopString);
             }
@@ -162,14 +172,14 @@ public sealed class Generator(CausalLM model, Tokenizer? tokenizer)
     }
 
     /// <summary>Applies HF's logits processors in order and picks one token per row.</summary>
-    static Tensor Choose(Tensor logits, int step, int eos, SamplingOptions o, torch.Generator rng)
+    static Tensor Choose(Tensor logits, int step, long[] eos, SamplingOptions o, torch.Generator rng)
     {
         var scores = logits;                                                      // (B, V)
         if (o.LogitClamp is double clamp) scores = scores.clamp(-clamp, clamp);
-        if (step < o.MinNewTokens && eos >= 0)
+        if (step < o.MinNewTokens && eos.Length > 0)
         {
-            scores = scores.clone();
-            scores.select(1, eos).fill_(double.NegativeInfinity);
+            scores = scores.clone();                                              // HF MinNewTokensLogitsProcessor: every EOS id forbidden
+            scores.index_fill_(1, tensor(eos, device: scores.device), double.NegativeInfinity);
         }
         if (o.Greedy) return scores.argmax(-1);
 

@@ -60,7 +60,13 @@ public static class Checkpoint
         return device is null || device.type == DeviceType.CPU ? model : model.to(device);
     }
 
-    /// <summary>Copies a folder's weights into <paramref name="model"/>; every key must match in name and shape.</summary>
+    /// <summary>The dtypes a weight may be stored in; all are read as float32.</summary>
+    public static readonly IReadOnlySet<string> WeightDTypes = new HashSet<string>(StringComparer.Ordinal) { "F32", "F16", "BF16" };
+
+    /// <summary>
+    /// Copies a folder's weights into <paramref name="model"/>; every key must match in name and
+    /// shape, and be stored as a float (<see cref="WeightDTypes"/>): integer or boolean data is no weight.
+    /// </summary>
     public static void LoadWeights(CausalLM model, string folder)
     {
         var expected = model.state_dict();
@@ -68,6 +74,9 @@ public static class Checkpoint
         using var noGrad = no_grad();
         foreach (var file in WeightFiles(folder))
         {
+            foreach (var entry in SafeTensors.ReadHeader(file, out _))
+                if (expected.ContainsKey(entry.Name) && !WeightDTypes.Contains(entry.DType))
+                    throw InputException.At(file, $"tensor '{entry.Name}' is stored as {entry.DType}; weights must be F32, F16 or BF16");
             var tensors = SafeTensors.Load(file);
             try
             {
@@ -127,7 +136,8 @@ public static class Checkpoint
         throw InputException.At(folder, $"no {WeightsFile} or {ShardIndexFile} in this folder");
     }
 
-    static void RequireFolder(string folder)
+    /// <summary>Refuses a path that is not an existing folder ("checkpoint folder not found", or a file given instead).</summary>
+    public static void RequireFolder(string folder)
     {
         if (File.Exists(folder)) throw InputException.At(folder, "expected a checkpoint folder (config.json, model.safetensors), got a file");
         if (!Directory.Exists(folder)) throw InputException.At(folder, "checkpoint folder not found");

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -41,7 +43,8 @@ public sealed record LlamaConfig
     public bool AttentionBias { get; init; }
     public bool MlpBias { get; init; }
     public int? BosTokenId { get; init; } = 1;
-    public int? EosTokenId { get; init; } = 2;
+    /// <summary>Ids that end a sequence (HF's eos_token_id: one id or a list; generation stops at any). Empty: none.</summary>
+    public TokenIds EosTokenIds { get; init; } = [2];
     public int? PadTokenId { get; init; }
     /// <summary>Standard deviation of the normal initialisation of fresh (pre-training) weights.</summary>
     public double InitializerRange { get; init; } = 0.02;
@@ -53,7 +56,7 @@ public sealed record LlamaConfig
     {
         VocabSize = vocabSize, HiddenSize = hidden, IntermediateSize = intermediate, NumHiddenLayers = layers,
         NumAttentionHeads = heads, NumKeyValueHeads = heads, HeadDim = hidden / heads, MaxPositionEmbeddings = maxPositions,
-        RmsNormEps = 1e-5, TieWordEmbeddings = true, BosTokenId = 1, EosTokenId = 2, PadTokenId = 0,
+        RmsNormEps = 1e-5, TieWordEmbeddings = true, BosTokenId = 1, EosTokenIds = [2], PadTokenId = 0,
     };
 
     /// <summary>Reads a hub <c>config.json</c>; refuses what the model code cannot compute exactly.</summary>
@@ -61,79 +64,78 @@ public sealed record LlamaConfig
     {
         if (Directory.Exists(path)) path = Path.Combine(path, "config.json");
         if (!File.Exists(path)) throw InputException.At(path, "file not found (a Hugging Face checkpoint folder needs config.json)");
-        JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new JsonException("empty"); }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e)
         {
             throw InputException.At(path, $"not valid JSON ({e.Message})");
         }
+        if (root is not JsonObject json) throw InputException.At(path, "expected a JSON object of model settings");
         return FromJson(json, path);
     }
 
+    /// <summary>
+    /// Builds a config from a parsed <c>config.json</c>. Every key the model uses is checked for its
+    /// JSON type and range (whole numbers where HF expects ints, positive sizes, token ids inside the
+    /// vocabulary, heads divisible by key/value heads, …); a problem is an <see cref="InputException"/>
+    /// naming <paramref name="source"/> and the key. Options the model code does not implement
+    /// (other architectures, activations, rope types, partial rotary embeddings) are refused.
+    /// </summary>
     public static LlamaConfig FromJson(JsonObject json, string source = "config.json")
     {
-        string modelType = Str(json, "model_type") ?? "";
-        var architectures = json["architectures"]?.AsArray().Select(a => a?.GetValue<string>()).ToList() ?? [];
-        string? architecture = architectures.FirstOrDefault();
-        bool llama = modelType == "llama" || architecture == "LlamaForCausalLM";
-        bool olmo2 = modelType == "olmo2" || architecture == "Olmo2ForCausalLM";
-        if (!llama && !olmo2)
-            throw InputException.At(source, $"unsupported architecture {architecture ?? "(none)"} / model_type '{modelType}': expected LlamaForCausalLM (llama) or Olmo2ForCausalLM (olmo2)");
+        var c = new ConfigReader(json, source);
+        bool olmo2 = c.Architecture() == "Olmo2ForCausalLM";
 
-        string act = Str(json, "hidden_act") ?? "silu";
-        if (act != "silu") throw InputException.At(source, $"unsupported hidden_act '{act}': only silu (SwiGLU) is implemented");
-        int hidden = Int(json, "hidden_size", source) ?? 4096;
-        int heads = Int(json, "num_attention_heads", source) ?? 32;
-        if (hidden % heads != 0 && json["head_dim"] is null)
-            throw InputException.At(source, $"hidden_size {hidden} is not a multiple of num_attention_heads {heads} and head_dim is not given");
-        int kvHeads = Int(json, "num_key_value_heads", source) ?? heads;
+        string act = c.String("hidden_act") ?? "silu";
+        if (act != "silu") throw c.Fail($"unsupported hidden_act '{act}': only silu (SwiGLU) is implemented");
+        int vocab = c.Size("vocab_size") ?? 32000;
+        int hidden = c.Size("hidden_size") ?? 4096;
+        int heads = c.Size("num_attention_heads") ?? 32;
+        int? headDim = c.Size("head_dim");
+        if (headDim is null && hidden % heads != 0)
+            throw c.Fail($"hidden_size {hidden} is not a multiple of num_attention_heads {heads}, and head_dim is not given");
+        headDim ??= hidden / heads;
+        if (headDim % 2 != 0) throw c.Fail($"head_dim {headDim} must be even (rotary embeddings turn pairs of dimensions)");
+        int kvHeads = c.Size("num_key_value_heads") ?? heads;
         if (heads % kvHeads != 0)
-            throw InputException.At(source, $"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
+            throw c.Fail($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
 
-        // Rope: either the classic top-level rope_theta + rope_scaling, or the newer rope_parameters.
-        var ropeNode = json["rope_parameters"] as JsonObject ?? json["rope_scaling"] as JsonObject;
-        double theta = Dbl(json, "rope_theta", source) ?? Dbl(ropeNode, "rope_theta", source) ?? 10000.0;
-        RopeScaling? scaling = null;
-        if (ropeNode is not null)
-        {
-            string ropeType = Str(ropeNode, "rope_type") ?? Str(ropeNode, "type") ?? "default";
-            if (ropeType == "llama3")
-                scaling = new RopeScaling(
-                    Dbl(ropeNode, "factor", source) ?? 8.0,
-                    Dbl(ropeNode, "low_freq_factor", source) ?? 1.0,
-                    Dbl(ropeNode, "high_freq_factor", source) ?? 4.0,
-                    Int(ropeNode, "original_max_position_embeddings", source) ?? 8192);
-            else if (ropeType != "default")
-                throw InputException.At(source, $"unsupported rope scaling type '{ropeType}': only default and llama3 are implemented");
-        }
+        if (c.NonNegative("attention_dropout") is double dropout && dropout != 0)
+            throw c.Fail($"'attention_dropout' {dropout} is not supported: attention has no dropout here (0.0, HF's default)");
 
-        int? eos = json["eos_token_id"] switch
-        {
-            JsonArray a => a.Count > 0 ? a[0]!.GetValue<int>() : null,   // several EOS ids: the first is the one we stop on
-            JsonValue v => v.GetValue<int>(),
-            _ => null,
-        };
+        // Rope: the classic top-level rope_theta + rope_scaling, or the newer rope_parameters
+        // (transformers v5), which also holds rope_theta. A config with both must not contradict itself.
+        var classic = c.Object("rope_scaling") is { } scalingJson ? new ConfigReader(scalingJson, source, "rope_scaling.") : null;
+        var newer = c.Object("rope_parameters") is { } parametersJson ? new ConfigReader(parametersJson, source, "rope_parameters.") : null;
+        c.RefusePartialRotary();
+        classic?.RefusePartialRotary();
+        newer?.RefusePartialRotary();
+        RopeScaling? scaling = newer is not null ? newer.Rope() : classic?.Rope();
+        if (newer is not null && classic is not null && classic.Rope() != scaling)
+            throw c.Fail("'rope_scaling' and 'rope_parameters' describe different rotary scalings: give one of them");
+        double theta = c.Positive("rope_theta") ?? newer?.Positive("rope_theta") ?? classic?.Positive("rope_theta") ?? 10000.0;
+
         return new LlamaConfig
         {
             ModelType = olmo2 ? "olmo2" : "llama",
-            VocabSize = Int(json, "vocab_size", source) ?? 32000,
+            VocabSize = vocab,
             HiddenSize = hidden,
-            IntermediateSize = Int(json, "intermediate_size", source) ?? 11008,
-            NumHiddenLayers = Int(json, "num_hidden_layers", source) ?? 32,
+            IntermediateSize = c.Size("intermediate_size") ?? 11008,
+            NumHiddenLayers = c.Size("num_hidden_layers") ?? 32,
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
-            HeadDim = Int(json, "head_dim", source) ?? hidden / heads,
-            MaxPositionEmbeddings = Int(json, "max_position_embeddings", source) ?? 2048,
-            RmsNormEps = Dbl(json, "rms_norm_eps", source) ?? 1e-6,
+            HeadDim = headDim.Value,
+            MaxPositionEmbeddings = c.Size("max_position_embeddings") ?? 2048,
+            RmsNormEps = c.Positive("rms_norm_eps") ?? 1e-6,
             RopeTheta = theta,
             RopeScaling = scaling,
-            TieWordEmbeddings = Bool(json, "tie_word_embeddings", source) ?? false,
-            AttentionBias = Bool(json, "attention_bias", source) ?? false,
-            MlpBias = Bool(json, "mlp_bias", source) ?? false,
-            BosTokenId = Int(json, "bos_token_id", source),
-            EosTokenId = eos,
-            PadTokenId = Int(json, "pad_token_id", source),
-            InitializerRange = Dbl(json, "initializer_range", source) ?? 0.02,
+            TieWordEmbeddings = c.Bool("tie_word_embeddings") ?? false,
+            AttentionBias = c.Bool("attention_bias") ?? false,
+            MlpBias = c.Bool("mlp_bias") ?? false,
+            BosTokenId = c.TokenId("bos_token_id", vocab),
+            EosTokenIds = c.TokenIds("eos_token_id", vocab),
+            PadTokenId = c.TokenId("pad_token_id", vocab),
+            InitializerRange = c.NonNegative("initializer_range") ?? 0.02,
         };
     }
 
@@ -166,7 +168,12 @@ public sealed record LlamaConfig
             ["attention_bias"] = AttentionBias,
             ["tie_word_embeddings"] = TieWordEmbeddings,
             ["bos_token_id"] = BosTokenId,
-            ["eos_token_id"] = EosTokenId,
+            ["eos_token_id"] = EosTokenIds.Count switch
+            {
+                0 => null,
+                1 => EosTokenIds[0],
+                _ => new JsonArray(EosTokenIds.Select(id => (JsonNode?)id).ToArray()),
+            },
             ["pad_token_id"] = PadTokenId,
             ["initializer_range"] = InitializerRange,
             ["torch_dtype"] = "float32",
@@ -177,24 +184,166 @@ public sealed record LlamaConfig
 
     public void Save(string path) =>
         File.WriteAllText(path, ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+}
 
-    static string? Str(JsonObject? o, string key) => o?[key] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+/// <summary>
+/// Token ids that end a sequence: HF's <c>eos_token_id</c>, one id or a list (generation stops at
+/// any of them). Immutable; two lists are equal when they hold the same ids in the same order, so
+/// configs stay comparable by value.
+/// </summary>
+[CollectionBuilder(typeof(TokenIds), nameof(Create))]
+public sealed class TokenIds : IReadOnlyList<int>, IEquatable<TokenIds>
+{
+    readonly int[] _ids;
 
-    static int? Int(JsonObject? o, string key, string source) => Number(o, key, source) is double d ? checked((int)d) : null;
+    TokenIds(int[] ids) => _ids = ids;
 
-    static double? Dbl(JsonObject? o, string key, string source) => Number(o, key, source);
+    public static TokenIds Create(ReadOnlySpan<int> ids) => new(ids.ToArray());
 
-    static double? Number(JsonObject? o, string key, string source)
+    public int this[int index] => _ids[index];
+    public int Count => _ids.Length;
+    public IEnumerator<int> GetEnumerator() => ((IEnumerable<int>)_ids).GetEnumerator();
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public bool Equals(TokenIds? other) => other is not null && _ids.AsSpan().SequenceEqual(other._ids);
+    public override bool Equals(object? obj) => Equals(obj as TokenIds);
+    public override int GetHashCode() => _ids.Aggregate(17, (hash, id) => hash * 31 + id);
+    public override string ToString() => $"[{string.Join(", ", _ids)}]";
+}
+
+/// <summary>
+/// Typed, range-checked reads of config.json keys. Every problem is an <see cref="InputException"/>
+/// naming the file and the key (with <paramref name="prefix"/> for nested objects, e.g. "rope_scaling.").
+/// </summary>
+sealed class ConfigReader(JsonObject json, string source, string prefix = "")
+{
+    public const string Llama = "LlamaForCausalLM";
+    public const string Olmo2 = "Olmo2ForCausalLM";
+
+    public InputException Fail(string message) => InputException.At(source, message);
+
+    /// <summary>LlamaForCausalLM or Olmo2ForCausalLM, from <c>architectures</c> and <c>model_type</c>, which must agree.</summary>
+    public string Architecture()
     {
-        if (o?[key] is not JsonValue v) return null;
-        if (v.TryGetValue(out double d)) return d;
-        throw InputException.At(source, $"'{key}' must be a number, got {v.ToJsonString()}");
+        string? modelType = String("model_type");
+        string? fromType = modelType switch { "llama" => Llama, "olmo2" => Olmo2, _ => null };
+        const string expected = $"expected {Llama} (model_type llama) or {Olmo2} (model_type olmo2)";
+        var names = StringList("architectures");
+        if (names.Count == 0)
+            return fromType ?? throw Fail($"unsupported architecture: no 'architectures' and model_type '{modelType ?? "(none)"}'; {expected}");
+        foreach (var name in names)
+            if (name is not (Llama or Olmo2))
+                throw Fail($"unsupported architecture {name} in 'architectures': {expected} (other heads, e.g. sequence classification, are not implemented)");
+        if (names.Distinct().Count() > 1)
+            throw Fail($"'architectures' lists {string.Join(" and ", names.Distinct())}: expected one architecture");
+        if (modelType is not null && fromType != names[0])
+            throw Fail($"model_type '{modelType}' does not match architectures [{names[0]}]");
+        return names[0];
     }
 
-    static bool? Bool(JsonObject? o, string key, string source)
+    /// <summary>A string, or null when the key is absent or null.</summary>
+    public string? String(string key) => Value(key) switch
     {
-        if (o?[key] is not JsonValue v) return null;
-        if (v.TryGetValue(out bool b)) return b;
-        throw InputException.At(source, $"'{key}' must be true or false, got {v.ToJsonString()}");
+        null => null,
+        var v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+        var v => throw Fail($"'{prefix}{key}' must be a string, got {v.ToJsonString()}"),
+    };
+
+    /// <summary>An array of strings; empty when the key is absent or null.</summary>
+    public List<string> StringList(string key) => json[key] switch
+    {
+        null => [],
+        JsonArray a when a.All(n => n is JsonValue v && v.GetValueKind() == JsonValueKind.String) => a.Select(n => n!.GetValue<string>()).ToList(),
+        var n => throw Fail($"'{prefix}{key}' must be a list of strings, got {n.ToJsonString()}"),
+    };
+
+    /// <summary>A nested object, or null when the key is absent or null.</summary>
+    public JsonObject? Object(string key) => json[key] switch
+    {
+        null => null,
+        JsonObject o => o,
+        var n => throw Fail($"'{prefix}{key}' must be an object or null, got {n.ToJsonString()}"),
+    };
+
+    public bool? Bool(string key) => Value(key) switch
+    {
+        null => null,
+        var v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
+        var v => throw Fail($"'{prefix}{key}' must be true or false, got {v.ToJsonString()}"),
+    };
+
+    /// <summary>A size or count: a whole number from 1 to int.MaxValue.</summary>
+    public int? Size(string key) => Integer(key, 1, int.MaxValue, "a whole number from 1 to 2147483647");
+
+    /// <summary>A token id: a whole number in [0, vocabulary).</summary>
+    public int? TokenId(string key, int vocabulary) => Integer(key, 0, vocabulary - 1, $"a token id from 0 to {vocabulary - 1} (vocab_size {vocabulary})");
+
+    /// <summary>One token id or a list of them (HF's eos_token_id); empty when absent or null.</summary>
+    public TokenIds TokenIds(string key, int vocabulary)
+    {
+        var node = json[key];
+        if (node is not JsonArray list) return TokenId(key, vocabulary) is int id ? [id] : [];
+        string what = $"a token id from 0 to {vocabulary - 1} (vocab_size {vocabulary}) or a list of them";
+        var ids = list.Select(n => n is JsonValue v ? WholeNumber(v) : null)
+            .Select(n => n is >= 0 && n < vocabulary ? (int)n : throw Fail($"'{prefix}{key}' must be {what}, got {list.ToJsonString()}"))
+            .ToArray();
+        return [.. ids];
     }
+
+    /// <summary>A finite number &gt; 0.</summary>
+    public double? Positive(string key) => Number(key, x => x > 0, "a number > 0");
+
+    /// <summary>A finite number ≥ 0.</summary>
+    public double? NonNegative(string key) => Number(key, x => x >= 0, "a number >= 0");
+
+    /// <summary>A rope_scaling / rope_parameters object: llama3 scaling, or null for plain RoPE ("default").</summary>
+    public RopeScaling? Rope()
+    {
+        string ropeType = String("rope_type") ?? String("type") ?? "default";
+        if (ropeType == "default") return null;
+        if (ropeType != "llama3")
+            throw Fail($"unsupported rope type '{ropeType}' in '{prefix.TrimEnd('.')}': only default and llama3 are implemented");
+        var scaling = new RopeScaling(
+            Positive("factor") ?? 8.0,
+            Positive("low_freq_factor") ?? 1.0,
+            Positive("high_freq_factor") ?? 4.0,
+            Size("original_max_position_embeddings") ?? 8192);
+        return scaling.HighFreqFactor > scaling.LowFreqFactor ? scaling
+            : throw Fail($"'{prefix}high_freq_factor' {scaling.HighFreqFactor} must be larger than low_freq_factor {scaling.LowFreqFactor}");
+    }
+
+    /// <summary>Refuses partial rotary embeddings (only a factor of 1, HF's default, is implemented).</summary>
+    public void RefusePartialRotary()
+    {
+        if (Number("partial_rotary_factor", _ => true, "a number") is double f && f != 1.0)
+            throw Fail($"'{prefix}partial_rotary_factor' {f} is not supported: only full rotary embeddings (1.0) are implemented");
+    }
+
+    JsonValue? Value(string key) => json[key] switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Null => null,
+        JsonValue v => v,
+        var n => throw Fail($"'{prefix}{key}' must be a single value, got {n.ToJsonString()}"),
+    };
+
+    int? Integer(string key, long min, long max, string what)
+    {
+        if (Value(key) is not { } v) return null;
+        return WholeNumber(v) is long n && n >= min && n <= max ? (int)n : throw Fail($"'{prefix}{key}' must be {what}, got {v.ToJsonString()}");
+    }
+
+    double? Number(string key, Func<double, bool> valid, string what)
+    {
+        if (Value(key) is not { } v) return null;
+        return v.GetValueKind() == JsonValueKind.Number
+               && double.TryParse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture, out double x)
+               && double.IsFinite(x) && valid(x)
+            ? x
+            : throw Fail($"'{prefix}{key}' must be {what}, got {v.ToJsonString()}");
+    }
+
+    /// <summary>The value when it is a JSON integer (no fraction or exponent) that fits a long, else null.</summary>
+    static long? WholeNumber(JsonValue v) =>
+        v.GetValueKind() == JsonValueKind.Number && long.TryParse(v.ToJsonString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long n) ? n : null;
 }

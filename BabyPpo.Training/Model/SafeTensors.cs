@@ -11,7 +11,7 @@ namespace BabyPpo.Training.Model;
 /// The safetensors format, read and written without any dependency: an 8-byte little-endian
 /// header length, a JSON header <c>{"name": {"dtype", "shape", "data_offsets": [begin, end]}, …,
 /// "__metadata__": {…}}</c>, then the raw little-endian tensor data. Reading converts F16 and BF16
-/// to F32 (the dtype every model here computes in); writing keeps F32 and I64 bit for bit.
+/// to F32 (the dtype every model here computes in); writing keeps F32, F16, BF16 and I64 bit for bit.
 /// </summary>
 public static class SafeTensors
 {
@@ -76,14 +76,16 @@ public static class SafeTensors
                 long[] shape = o["shape"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray();
                 var offsets = o["data_offsets"]!.AsArray();
                 long begin = offsets[0]!.GetValue<long>(), end = offsets[1]!.GetValue<long>();
-                long expected = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(path, name, dtype);
+                if (shape.Any(d => d < 0) || begin < 0 || end < begin)
+                    throw InputException.At(path, $"tensor '{name}': negative size in shape [{string.Join(", ", shape)}] or data_offsets [{begin}, {end}]");
+                long expected = checked(shape.Aggregate(1L, (a, b) => a * b) * ElementSize(path, name, dtype));
                 if (end - begin != expected)
                     throw InputException.At(path, $"tensor '{name}': data_offsets span {end - begin} bytes, but dtype {dtype} and shape [{string.Join(", ", shape)}] need {expected}");
                 if (dataStart + end > fileLength)
                     throw InputException.At(path, $"truncated file: tensor '{name}' ends at byte {dataStart + end}, the file has {fileLength}");
                 entries.Add(new Entry(name, dtype, shape, begin, end));
             }
-            catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException or JsonException)
+            catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException or JsonException or OverflowException or ArgumentException)
             {
                 throw InputException.At(path, $"tensor '{name}': malformed header entry (expected dtype, shape and data_offsets)");
             }
@@ -91,7 +93,7 @@ public static class SafeTensors
         return entries;
     }
 
-    /// <summary>Writes tensors (F32, I64, or anything convertible to F32) in name order.</summary>
+    /// <summary>Writes tensors in name order: float16, bfloat16 and int64 tensors as F16, BF16 and I64, anything else as F32.</summary>
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var header = new JsonObject();
@@ -193,6 +195,11 @@ public static class SafeTensors
             var bytes = new byte[longs.Length * 8];
             Buffer.BlockCopy(longs, 0, bytes, 0, bytes.Length);
             return ("I64", bytes);
+        }
+        if (cpu.dtype is ScalarType.Float16 or ScalarType.BFloat16)
+        {
+            // The tensor's own memory: 16-bit patterns, little-endian on every platform TorchSharp runs on.
+            return (cpu.dtype == ScalarType.Float16 ? "F16" : "BF16", cpu.bytes.ToArray());
         }
         using var f32 = cpu.to_type(ScalarType.Float32);
         var floats = f32.data<float>().ToArray();

@@ -45,7 +45,7 @@ public sealed class Tokenizer
         RequireVersion(root, source);
         _normalizer = TokenizerParts.ReadNormalizer(Optional(root, "normalizer"), source);
         _preTokenizer = TokenizerParts.ReadPreTokenizer(Optional(root, "pre_tokenizer"), source);
-        _model = BpeModel.Read(Optional(root, "model") ?? throw source.Fail("missing \"model\""), source);
+        _model = BpeModel.Read(Optional(root, "model") ?? throw source.Fail("missing \"model\" (the tokenizer model, e.g. {\"type\": \"BPE\", \"vocab\": {…}, \"merges\": […]})"), source);
         _postProcessor = TokenizerParts.ReadPostProcessor(Optional(root, "post_processor"), source);
         _decoder = TokenizerParts.ReadDecoder(Optional(root, "decoder"), source);
         _added = AddedVocabulary.Read(Optional(root, "added_tokens"), source, _model, _normalizer);
@@ -121,7 +121,7 @@ public sealed class Tokenizer
         var source = new JsonSource(sourceName);
         using var document = source.Parse(tokenizerJson);
         if (document.RootElement.ValueKind != JsonValueKind.Object)
-            throw source.Fail("expected a JSON object");
+            throw source.Fail($"expected a JSON object (a Hugging Face tokenizer.json), got {JsonSource.Describe(document.RootElement)}");
         return new Tokenizer(files, document.RootElement, source);
     }
 
@@ -506,7 +506,7 @@ internal sealed class BpeModel
 
     private BpeModel(JsonElement model, JsonSource source)
     {
-        _vocab = ReadVocab(source.Object(model, "vocab"), source);
+        _vocab = ReadVocab(source.Object(model, "vocab", "model", "an object of token → id"), source);
         foreach (var (token, id) in _vocab)
             _tokenById[id] = token;
         _prefix = source.OptionalString(model, "continuing_subword_prefix");
@@ -533,8 +533,10 @@ internal sealed class BpeModel
     public static BpeModel Read(JsonElement model, JsonSource source)
     {
         if (model.ValueKind != JsonValueKind.Object)
-            throw source.Fail("\"model\" must be an object");
-        var type = source.OptionalString(model, "type") ?? (model.TryGetProperty("merges", out _) ? "BPE" : "(none)");
+            throw source.Fail($"\"model\" must be an object, got {JsonSource.Describe(model)}");
+        // HF reads a model without "type" by its fields; one with merges is a BPE model.
+        var type = source.OptionalString(model, "type")
+            ?? (model.TryGetProperty("merges", out _) ? "BPE" : throw source.Fail("\"model\" has no \"type\" (expected \"type\": \"BPE\", or BPE's \"vocab\" and \"merges\")"));
         if (type != "BPE")
             throw source.Fail($"unsupported tokenizer model type {type}");
         if (model.TryGetProperty("dropout", out var dropout) && dropout.ValueKind != JsonValueKind.Null
@@ -676,7 +678,7 @@ internal sealed class BpeModel
     private void ReadMerges(JsonElement model, JsonSource source)
     {
         var rank = 0;
-        foreach (var merge in source.Array(model, "merges"))
+        foreach (var merge in source.Array(model, "merges", "model", "a list of \"a b\" or [\"a\", \"b\"] merges"))
         {
             var (left, right) = ReadMerge(merge, rank, source);
             var leftId = TokenToId(left) ?? throw source.Fail($"merge {rank}: \"{left}\" is not in the vocabulary");

@@ -167,15 +167,37 @@ internal sealed class JsonSource(string name)
             ? number
             : throw Fail($"\"{key}\" must be a non-negative integer");
 
-    public JsonElement.ArrayEnumerator Array(JsonElement node, string key) =>
+    /// <summary>The array at <paramref name="key"/>; <paramref name="owner"/> and <paramref name="what"/> make the error say where and what is expected.</summary>
+    public JsonElement.ArrayEnumerator Array(JsonElement node, string key, string? owner = null, string what = "an array") =>
         node.TryGetProperty(key, out var value) && value.ValueKind == JsonValueKind.Array
             ? value.EnumerateArray()
-            : throw Fail($"\"{key}\" must be an array");
+            : throw Fail(Expected(node, key, owner, what));
 
-    public JsonElement Object(JsonElement node, string key) =>
+    /// <summary>The object at <paramref name="key"/>; <paramref name="owner"/> and <paramref name="what"/> make the error say where and what is expected.</summary>
+    public JsonElement Object(JsonElement node, string key, string? owner = null, string what = "an object") =>
         node.TryGetProperty(key, out var value) && value.ValueKind == JsonValueKind.Object
             ? value
-            : throw Fail($"\"{key}\" must be an object");
+            : throw Fail(Expected(node, key, owner, what));
+
+    /// <summary>"\"model\" has no \"vocab\" (expected …)" when the key is absent, else "\"model.vocab\" must be …, got …".</summary>
+    static string Expected(JsonElement node, string key, string? owner, string what)
+    {
+        string path = owner is null ? key : $"{owner}.{key}";
+        if (!node.TryGetProperty(key, out var value) || value.ValueKind == JsonValueKind.Null)
+            return owner is null ? $"missing \"{key}\" (expected {what})" : $"\"{owner}\" has no \"{key}\" (expected {what})";
+        return $"\"{path}\" must be {what}, got {Describe(value)}";
+    }
+
+    /// <summary>A JSON value's kind in words: "a string", "an array", …</summary>
+    public static string Describe(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "true/false",
+        _ => "null",
+    };
 }
 
 /// <summary>Code point classes, as HF's regexes see them (on code points, not UTF-16 units).</summary>
