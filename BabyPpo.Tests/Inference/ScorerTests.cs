@@ -28,6 +28,16 @@ public sealed class ScorerTests : IClassFixture<TinyLlamaFixture>
     }
 
     [Fact]
+    public void IdsOutsideTheVocabularyAreAnInputErrorNotALibtorchCrash()
+    {
+        var scorer = new Scorer(_tiny.Model, _tiny.Tokenizer);
+        int vocabulary = _tiny.Model.Config.VocabSize;
+        var error = Assert.Throws<BabyPpo.Training.InputException>(() => scorer.Score([[1, 5, 7], [1, vocabulary]]));
+        Assert.Contains($"sequence 1 holds token id {vocabulary}", error.Message);
+        Assert.Throws<BabyPpo.Training.InputException>(() => scorer.Score([[1, -3]]));
+    }
+
+    [Fact]
     public void ContinuationScoreIsTheWholeMinusTheContext()
     {
         var scorer = new Scorer(_tiny.Model, _tiny.Tokenizer);

@@ -194,13 +194,16 @@ public sealed class Scorer
             _from = from;
             _progress = progress;
             _cancellationToken = cancellationToken;
-            int window = scorer._model.Config.MaxPositionEmbeddings;
+            int window = scorer._model.Config.MaxPositionEmbeddings, vocabulary = scorer._model.Config.VocabSize;
             _tokens = new float[sequences.Count][];
             if (scorer._bowIds is not null) _bows = new float[sequences.Count][];
             for (int i = 0; i < sequences.Count; i++)
             {
                 if (sequences[i].Length > window)
                     throw new InputException($"sequence {i} has {sequences[i].Length} tokens, more than the model's context window of {window}");
+                foreach (var id in sequences[i])
+                    if ((uint)id >= (uint)vocabulary)
+                        throw new InputException($"sequence {i} holds token id {id}, outside the model's vocabulary (0..{vocabulary - 1}); is the tokenizer the model's own?");
                 if (from[i] < 1 || from[i] > sequences[i].Length)
                     throw new ArgumentException($"sequence {i}: scoring must start within 1..{sequences[i].Length}, got {from[i]}");
                 _tokens[i] = new float[sequences[i].Length - from[i]];
