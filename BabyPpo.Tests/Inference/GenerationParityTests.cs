@@ -48,6 +48,8 @@ public sealed class GenerationParityTests : IClassFixture<TinyLlamaFixture>
         var expected = Expected();
         var completions = _tiny.Generator.Generate(expected.Select(e => e.Prompt).ToList(), Greedy with { UseKvCache = false });
         for (int i = 0; i < expected.Count; i++) Assert.Equal(expected[i].NewIds, completions[i].NewIds);
+        var plain = _tiny.Generator.Generate(expected.Select(e => e.Prompt).ToList(), Greedy with { UseKvCache = false, AllPositionLogits = true });
+        for (int i = 0; i < expected.Count; i++) Assert.Equal(expected[i].NewIds, plain[i].NewIds);
     }
 
     [Fact]

@@ -33,6 +33,13 @@ public sealed record SamplingOptions
     public double? LogitClamp { get; init; }
     /// <summary>Reuse keys/values of the prefix (true) or re-run the whole prefix every step (for benchmarks).</summary>
     public bool UseKvCache { get; init; } = true;
+    /// <summary>
+    /// Run the output head at every fed position, as a plain forward pass does (HF
+    /// <c>logits_to_keep=0</c>), not only at the last one, which alone predicts the next token. The
+    /// tokens are the same, the work larger; for benchmarks that re-run the prefix as a plain loop
+    /// around <c>model(ids).logits[:, -1]</c> would.
+    /// </summary>
+    public bool AllPositionLogits { get; init; }
     /// <summary>Prompts per forward pass.</summary>
     public int BatchSize { get; init; } = 64;
     /// <summary>Keep only the last tokens of a prompt that does not fit the context window, instead of failing.</summary>
@@ -146,8 +153,9 @@ public sealed class Generator(CausalLM model, Tokenizer? tokenizer)
             var input = Columns(ids, b, capacity, from, length, device);           // (B, length - from)
             var attention = Columns(mask, b, capacity, 0, length, device);         // (B, length)
             // Only the last position predicts the next token: the head runs there alone (as HF's
-            // logits_to_keep=1), with or without the cache.
-            var logits = Model.Logits(Model.Hidden(input, attention, cache).select(1, -1)); // (B, V)
+            // logits_to_keep=1), with or without the cache, unless asked for every position.
+            var hidden = Model.Hidden(input, attention, cache);                    // (B, T, H)
+            var logits = o.AllPositionLogits ? Model.Logits(hidden).select(1, -1) : Model.Logits(hidden.select(1, -1)); // (B, V)
 
             var chosen = Choose(logits, step, eos, o, rng);                        // (B)
             var chosenLogProbs = logits.log_softmax(-1).gather(1, chosen.unsqueeze(1)).squeeze(1);
