@@ -86,7 +86,9 @@ public abstract class BabyPpoDb(DbContextOptions options) : DbContext(options)
             e.ToTable("evaluations");
             e.HasIndex(v => v.Status);
             e.HasOne<ModelRecord>().WithMany().HasForeignKey(v => v.ModelId).OnDelete(DeleteBehavior.Cascade);
-            e.HasOne(v => v.Checkpoint).WithMany().HasForeignKey(v => v.CheckpointId).OnDelete(DeleteBehavior.Cascade);
+            // A checkpoint's evaluations outlive it: a finished one keeps its label and results, and
+            // a waiting one fails with a message when its job finds the checkpoint gone.
+            e.HasOne(v => v.Checkpoint).WithMany().HasForeignKey(v => v.CheckpointId).OnDelete(DeleteBehavior.SetNull);
             e.HasMany(v => v.Paradigms).WithOne().HasForeignKey(p => p.EvaluationId).OnDelete(DeleteBehavior.Cascade);
         });
         model.Entity<ParadigmRecord>(e => e.ToTable("evaluation_paradigms"));
