@@ -67,7 +67,7 @@ public abstract class ApiTests(AppFixture fixture)
     }
 
     [Theory]
-    [InlineData("ppo", "miniBatchSize", 3, "ppo.batchSize")]
+    [InlineData("ppo", "miniBatchSize", 3, "ppo.miniBatchSize")]
     [InlineData(null, "steps", 0, "steps")]
     [InlineData(null, "baseModel", "no-such-model", "baseModel")]
     [InlineData(null, "promptSet", "no-such-set", "promptSet")]
@@ -87,6 +87,49 @@ public abstract class ApiTests(AppFixture fixture)
         var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
         Assert.True(errors.ContainsKey(errorKey), errors.ToJsonString());
         Assert.Equal(before, JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task ARequestWithSeveralBadFieldsGetsEveryFieldsErrorAtOnce()
+    {
+        using var client = _app.CreateClient();
+        int before = JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count;
+        var request = TestApp.TinyRun("many-errors", steps: 2);
+        request["seed"] = "not a number";                   // a wrong type …
+        request["checkpointEvery"] = 0;                     // … hides neither the run spec's checks,
+        request["baseModel"] = "no-such-model";             // nor the references,
+        request["generation"]!["topP"] = 2;                 // nor the sampling checks,
+        request["ppo"]!["batchSize"] = "four";              // nor, in the same group,
+        request["ppo"]!["learningRate"] = -1;               // every PPO check: one …
+        request["ppo"]!["gamma"] = 2;                       // … after another …
+        request["ppo"]!["clipRangeValue"] = 0;              // … after another.
+
+        var response = await client.PostAsJsonAsync("/api/runs", request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
+        Assert.Equal(
+            ["baseModel", "checkpointEvery", "generation.topP", "ppo.batchSize", "ppo.clipRangeValue", "ppo.gamma", "ppo.learningRate", "seed"],
+            errors.Select(e => e.Key).Order(StringComparer.Ordinal));
+        Assert.Contains("whole number", errors["seed"]![0]!.GetValue<string>());
+        Assert.Contains("whole number", errors["ppo.batchSize"]![0]!.GetValue<string>());
+        Assert.Contains("gamma must be in [0, 1], got 2", errors["ppo.gamma"]![0]!.GetValue<string>());
+        Assert.Contains("top_p", errors["generation.topP"]![0]!.GetValue<string>());
+        Assert.Equal(before, JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count);
+    }
+
+    [Theory]
+    [InlineData("""{"name": "broken", "steps": }""", "line 1, byte 29")]
+    [InlineData("{\n  \"name\": \"broken\",\n  \"steps\": 3,,\n}", "line 3, byte 14")]
+    [InlineData("""[1, 2]""", "expected a JSON object")]
+    public async Task AMalformedBodyIsA400ThatSaysWhereItBreaks(string body, string expected)
+    {
+        using var client = _app.CreateClient();
+        var response = await client.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
+        Assert.Contains(expected, errors["body"]![0]!.GetValue<string>());
     }
 
     [Fact]

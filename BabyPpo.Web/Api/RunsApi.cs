@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using BabyPpo.Web.Data;
 using BabyPpo.Web.Jobs;
@@ -39,11 +40,35 @@ public static class RunsApi
         return api;
     }
 
-    static async Task<Results<Created<RunCreated>, ValidationProblem>> Create(JsonObject body, RunLauncher launcher, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the body itself (not through model binding), so that a malformed body is a 400 that
+    /// says where it breaks, and every field error of a well-formed one is reported at once.
+    /// </summary>
+    static async Task<Results<Created<RunCreated>, ValidationProblem>> Create(HttpRequest http, RunLauncher launcher, CancellationToken cancellationToken)
     {
+        JsonObject body;
+        try
+        {
+            var node = await JsonNode.ParseAsync(http.Body, cancellationToken: cancellationToken);
+            if (node is not JsonObject o) return BodyProblem($"expected a JSON object with the run's fields, got {(node is null ? "null" : node.GetValueKind().ToString().ToLowerInvariant())}");
+            body = o;
+            _ = body.Count;   // a repeated field name shows up when the object is first read
+        }
+        catch (JsonException e)
+        {
+            var where = e.LineNumber is long line ? $" at line {line + 1}, byte {e.BytePositionInLine + 1}" : "";
+            return BodyProblem($"malformed JSON{where}: {e.Message.Split(" LineNumber:")[0].Split(" Path:")[0]}");
+        }
+        catch (ArgumentException e)
+        {
+            return BodyProblem($"malformed JSON: a field name appears twice ({e.Message})");
+        }
         var (id, errors) = await launcher.LaunchAsync(body, cancellationToken);
         return id is int runId ? TypedResults.Created($"/api/runs/{runId}", new RunCreated(runId)) : TypedResults.ValidationProblem(errors);
     }
+
+    static ValidationProblem BodyProblem(string message) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = [message] });
 
     static async Task<Ok<List<RunView>>> List(IDbContextFactory<BabyPpoDb> dbs, string? status, CancellationToken cancellationToken)
     {

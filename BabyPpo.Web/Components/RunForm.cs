@@ -58,47 +58,47 @@ public sealed class RunForm
         _ => "number",
     };
 
-    /// <summary>The request body, or field errors for values that are not numbers.</summary>
-    public (JsonObject? Request, Dictionary<string, string[]> Errors) ToRequest()
+    /// <summary>
+    /// The request body. A nested number that does not parse goes as the text typed, so that the
+    /// request's checks report it beside its field together with every other error.
+    /// </summary>
+    public JsonObject ToRequest() => new()
     {
-        var errors = new Dictionary<string, string[]>();
-        var request = new JsonObject
-        {
-            ["name"] = Name,
-            ["baseModel"] = BaseModel,
-            ["promptSet"] = PromptSet,
-            ["format"] = Format,
-            ["rewards"] = new JsonObject(Rewards.Where(r => r.Value.Selected).Select(r => KeyValuePair.Create(r.Key, (JsonNode?)r.Value.Weight))),
-            ["checkpointEvery"] = CheckpointEvery,
-            ["sampleEvery"] = SampleEvery,
-            ["seed"] = Seed,
-            ["queue"] = Queue,
-            ["evaluations"] = new JsonArray([.. Evaluations.Order().Select(e => (JsonNode?)e)]),
-            ["steps"] = Length == "steps" ? Steps : null,
-            ["epochs"] = Length == "epochs" ? Epochs : null,
-            ["ppo"] = Group("ppo", Ppo, errors),
-            ["generation"] = Group("generation", Generation, errors),
-        };
-        if (Length == "steps" && Steps is null) errors["steps"] = ["give the number of steps"];
-        if (Length == "epochs" && Epochs is null) errors["epochs"] = ["give the number of epochs"];
-        return errors.Count > 0 ? (null, errors) : (request, errors);
-    }
+        ["name"] = Name,
+        ["baseModel"] = BaseModel,
+        ["promptSet"] = PromptSet,
+        ["format"] = Format,
+        ["rewards"] = new JsonObject(Rewards.Where(r => r.Value.Selected).Select(r => KeyValuePair.Create(r.Key, (JsonNode?)r.Value.Weight))),
+        ["checkpointEvery"] = CheckpointEvery,
+        ["sampleEvery"] = SampleEvery,
+        ["seed"] = Seed,
+        ["queue"] = Queue,
+        ["evaluations"] = new JsonArray([.. Evaluations.Order().Select(e => (JsonNode?)e)]),
+        ["steps"] = Length == "steps" ? Steps : null,
+        ["epochs"] = Length == "epochs" ? Epochs : null,
+        ["ppo"] = Group("ppo", Ppo),
+        ["generation"] = Group("generation", Generation),
+    };
 
-    JsonObject Group(string group, Dictionary<string, string> values, Dictionary<string, string[]> errors)
+    /// <summary>The request paths this form shows a message slot for; messages for any other path are shown at the top.</summary>
+    public IEnumerable<string> Fields =>
+        ["", "name", "baseModel", "promptSet", "format", "rewards", "steps", "epochs", "checkpointEvery", "sampleEvery", "seed", "queue", "evaluations",
+            "ppo", "generation", .. Ppo.Keys.Select(k => $"ppo.{k}"), .. Generation.Keys.Select(k => $"generation.{k}")];
+
+    JsonObject Group(string group, Dictionary<string, string> values)
     {
         var result = new JsonObject();
         foreach (var (key, text) in values)
         {
-            switch (KindOf(group, key))
+            result[key] = KindOf(group, key) switch
             {
-                case "bool": result[key] = text == "true"; break;
-                case "text": result[key] = text; break;
-                case "optional" when string.IsNullOrWhiteSpace(text): result[key] = null; break;
-                default:
-                    if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)) result[key] = number;
-                    else errors[$"{group}.{key}"] = [$"\"{text}\" is not a number"];
-                    break;
-            }
+                "bool" => text == "true",
+                "text" => text,
+                "optional" when string.IsNullOrWhiteSpace(text) => null,
+                _ => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)
+                    ? number
+                    : text,
+            };
         }
         return result;
     }
