@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using BabyPpo.Training.Ppo;
 using BabyPpo.Web.Jobs;
@@ -7,8 +8,9 @@ namespace BabyPpo.Web.Components;
 
 /// <summary>
 /// The new-experiment form's state: the request's fields as the user edits them, pre-filled with
-/// <see cref="BabyPpo.Training.Ppo.RunSpec"/>'s defaults (trl's for PPO), turned into the same JSON
-/// body that POST /api/runs takes. Nested settings keep their default JSON value's kind.
+/// <see cref="BabyPpo.Training.Ppo.RunSpec"/>'s defaults (for PPO: the seed system's batch 16 and
+/// mini-batch 4, trl 0.8.6's values for the rest), turned into the same JSON body that POST
+/// /api/runs takes. Nested settings keep their default JSON value's kind.
 /// </summary>
 public sealed class RunForm
 {
@@ -48,6 +50,11 @@ public sealed class RunForm
     /// <summary>PPO settings by their JSON name, as text (booleans "true"/"false", enums by name, "" for an unset optional number).</summary>
     public Dictionary<string, string> Ppo { get; } = [];
     public Dictionary<string, string> Generation { get; } = [];
+
+    /// <summary>trl 0.8.6's default of each PPO setting (<see cref="PpoConfig"/>'s own defaults), as the form writes values.</summary>
+    public static IReadOnlyDictionary<string, string> TrlDefaults { get; } =
+        JsonSerializer.SerializeToNode(new PpoConfig(), RunSpec.Json)!.AsObject()
+            .Where(kv => Settable<PpoConfig>(kv.Key)).ToDictionary(kv => kv.Key, kv => Text(kv.Value));
 
     /// <summary>The JSON kind of a nested setting's default: "number", "bool", "text" or "optional" (a number that may stay empty).</summary>
     public string KindOf(string group, string key) => _defaults[group]![key] switch

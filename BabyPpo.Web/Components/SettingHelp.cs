@@ -5,7 +5,7 @@ public static class SettingHelp
 {
     public static readonly IReadOnlyDictionary<string, string> Ppo = new Dictionary<string, string>
     {
-        ["seed"] = "Seed of the mini-batch order (trl: seed).",
+        ["seed"] = "Seed of the mini-batch order inside each PPO step, reseeded from it and the step number so that a resumed run replays it (trl: seed). Prompt order, sampling and value-head initialisation follow the run's seed above.",
         ["learningRate"] = "Adam learning rate (learning_rate).",
         ["adaptiveKlControl"] = "Adapt the KL coefficient towards the target KL (adap_kl_ctrl); off keeps it fixed.",
         ["initKlCoef"] = "Initial weight of the KL penalty to the reference model (init_kl_coef).",
