@@ -118,6 +118,31 @@ public abstract class ApiTests(AppFixture fixture)
         Assert.Equal(before, JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count);
     }
 
+    [Fact]
+    public async Task RewardSettingsAreTakenIntoTheSpecAndWrongOnesAreReportedByField()
+    {
+        using var client = _app.CreateClient();
+        var request = TestApp.TinyRun("reward-settings", steps: 1);
+        request["rewardSettings"] = new JsonObject { ["referenceAggregation"] = "max", ["runningNormalisation"] = true, ["defaultScore"] = 1.5 };
+        int id = await _app.StartRunAsync(client, request);
+        var settings = JsonNode.Parse(await client.GetStringAsync($"/api/runs/{id}"))!["spec"]!["rewardSettings"]!;
+        Assert.Equal("max", settings["referenceAggregation"]!.GetValue<string>());
+        Assert.True(settings["runningNormalisation"]!.GetValue<bool>());
+        Assert.Equal(1.5, settings["defaultScore"]!.GetValue<double>());
+        Assert.Equal("sum", settings["confidenceVariant"]!.GetValue<string>());
+        await TestApp.WaitForAsync(client, $"/api/runs/{id}", r => r["status"]!.GetValue<string>() is not ("queued" or "running"));
+
+        var bad = TestApp.TinyRun("bad-reward-settings", steps: 1);
+        bad["rewardSettings"] = new JsonObject { ["confidenceVariant"] = "median", ["judgeMaxTokens"] = "ten", ["judge"] = "http://elsewhere" };
+        var response = await client.PostAsJsonAsync("/api/runs", bad);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
+        Assert.Contains("one of sum, mean-per-token", errors["rewardSettings.confidenceVariant"]![0]!.GetValue<string>());
+        Assert.Contains("whole number", errors["rewardSettings.judgeMaxTokens"]![0]!.GetValue<string>());
+        // The judge and teacher back-ends are the installation's, not the request's.
+        Assert.Equal("unknown field", errors["rewardSettings.judge"]![0]!.GetValue<string>());
+    }
+
     [Theory]
     [InlineData("""{"name": "broken", "steps": }""", "line 1, byte 29")]
     [InlineData("{\n  \"name\": \"broken\",\n  \"steps\": 3,,\n}", "line 3, byte 14")]

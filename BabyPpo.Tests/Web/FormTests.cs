@@ -45,6 +45,25 @@ public sealed class FormTests : IDisposable
         Assert.StartsWith("Seed of the mini-batch order", ppoSeed.Trim());
     }
 
+    [Fact]
+    public async Task TheFormOffersEveryRewardSettingWithItsExplanationAndChoices()
+    {
+        using var client = _app.CreateClient();
+        var html = Regex.Replace(WebUtility.HtmlDecode(await client.GetStringAsync("/new")), "\\s+", " ");
+
+        var settings = JsonSerializer.SerializeToNode(new BabyPpo.Training.Rewards.RewardOptions(), RunSpec.Json)!.AsObject();
+        Assert.Equal(["confidenceVariant", "defaultScore", "judgeMaxTokens", "judgeTemplate", "referenceAggregation", "runningNormalisation", "semsimBatchSize"],
+            settings.Select(kv => kv.Key).Order(StringComparer.Ordinal));
+        foreach (var (key, _) in settings)
+        {
+            var help = Regex.Match(html, $"""<label for="rewardSettings-{key}">{key}</label>.*?<span class="help">(.*?)</span>""").Groups[1].Value;
+            Assert.True(help.Trim().Length > 20, $"rewardSettings.{key} has no explanation");
+        }
+        Assert.Matches("""<select id="rewardSettings-confidenceVariant"[^>]*>.*?<option value="sum" selected>sum</option>.*?<option value="mean-per-token">""", html);
+        Assert.Matches("""<select id="rewardSettings-referenceAggregation"[^>]*>.*?<option value="mean" selected>.*?<option value="max">.*?<option value="first">""", html);
+        Assert.Matches("""<textarea id="rewardSettings-judgeTemplate"[^>]*>""", html);
+    }
+
     public void Dispose()
     {
         _app.Dispose();

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using BabyPpo.Training.Ppo;
+using BabyPpo.Training.Rewards;
 using BabyPpo.Web.Jobs;
 
 namespace BabyPpo.Web.Components;
@@ -31,6 +32,7 @@ public sealed class RunForm
         Seed = _defaults["seed"]!.GetValue<int>();
         foreach (var (key, value) in _defaults["ppo"]!.AsObject().Where(kv => Settable<PpoConfig>(kv.Key))) Ppo[key] = Text(value);
         foreach (var (key, value) in _defaults["generation"]!.AsObject().Where(kv => Settable<GenerationSettings>(kv.Key))) Generation[key] = Text(value);
+        foreach (var (key, value) in _defaults["rewardSettings"]!.AsObject().Where(kv => Settable<RewardOptions>(kv.Key))) RewardSettings[key] = Text(value);
     }
 
     public string Name { get; set; } = "";
@@ -50,20 +52,41 @@ public sealed class RunForm
     /// <summary>PPO settings by their JSON name, as text (booleans "true"/"false", enums by name, "" for an unset optional number).</summary>
     public Dictionary<string, string> Ppo { get; } = [];
     public Dictionary<string, string> Generation { get; } = [];
+    /// <summary>How the rewards are computed (<see cref="RewardOptions"/> without its back-ends, which are the installation's).</summary>
+    public Dictionary<string, string> RewardSettings { get; } = [];
 
     /// <summary>trl 0.8.6's default of each PPO setting (<see cref="PpoConfig"/>'s own defaults), as the form writes values.</summary>
     public static IReadOnlyDictionary<string, string> TrlDefaults { get; } =
         JsonSerializer.SerializeToNode(new PpoConfig(), RunSpec.Json)!.AsObject()
             .Where(kv => Settable<PpoConfig>(kv.Key)).ToDictionary(kv => kv.Key, kv => Text(kv.Value));
 
-    /// <summary>The JSON kind of a nested setting's default: "number", "bool", "text" or "optional" (a number that may stay empty).</summary>
+    /// <summary>
+    /// The kind of a nested setting: "number", "bool", "choice" (an enum: see <see cref="ChoicesOf"/>),
+    /// "text", "longtext" (a default with line breaks) or "optional" (a number that may stay empty).
+    /// </summary>
     public string KindOf(string group, string key) => _defaults[group]![key] switch
     {
         null => "optional",
         JsonValue v when v.TryGetValue<bool>(out _) => "bool",
-        JsonValue v when v.TryGetValue<string>(out _) => "text",
+        JsonValue v when v.TryGetValue<string>(out var text) => ChoicesOf(group, key).Count > 0 ? "choice" : text.Contains('\n') ? "longtext" : "text",
         _ => "number",
     };
+
+    /// <summary>The values an enum setting takes, as the request writes them ("kl", "mean-per-token"); empty for other settings.</summary>
+    public static IReadOnlyList<string> ChoicesOf(string group, string key)
+    {
+        var type = group switch
+        {
+            "ppo" => typeof(PpoConfig),
+            "generation" => typeof(GenerationSettings),
+            "rewardSettings" => typeof(RewardOptions),
+            _ => null,
+        };
+        var property = type?.GetProperty(char.ToUpperInvariant(key[0]) + key[1..]);
+        return property?.PropertyType is { IsEnum: true } e
+            ? Enum.GetNames(e).Select(JsonNamingPolicy.KebabCaseLower.ConvertName).ToList()
+            : [];
+    }
 
     /// <summary>
     /// The request body. A nested number that does not parse goes as the text typed, so that the
@@ -85,12 +108,14 @@ public sealed class RunForm
         ["epochs"] = Length == "epochs" ? Epochs : null,
         ["ppo"] = Group("ppo", Ppo),
         ["generation"] = Group("generation", Generation),
+        ["rewardSettings"] = Group("rewardSettings", RewardSettings),
     };
 
     /// <summary>The request paths this form shows a message slot for; messages for any other path are shown at the top.</summary>
     public IEnumerable<string> Fields =>
         ["", "name", "baseModel", "promptSet", "format", "rewards", "steps", "epochs", "checkpointEvery", "sampleEvery", "seed", "queue", "evaluations",
-            "ppo", "generation", .. Ppo.Keys.Select(k => $"ppo.{k}"), .. Generation.Keys.Select(k => $"generation.{k}")];
+            "ppo", "generation", "rewardSettings", .. Ppo.Keys.Select(k => $"ppo.{k}"), .. Generation.Keys.Select(k => $"generation.{k}"),
+            .. RewardSettings.Keys.Select(k => $"rewardSettings.{k}")];
 
     JsonObject Group(string group, Dictionary<string, string> values)
     {
@@ -100,7 +125,7 @@ public sealed class RunForm
             result[key] = KindOf(group, key) switch
             {
                 "bool" => text == "true",
-                "text" => text,
+                "text" or "longtext" or "choice" => text,
                 "optional" when string.IsNullOrWhiteSpace(text) => null,
                 _ => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)
                     ? number

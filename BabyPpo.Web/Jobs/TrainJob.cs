@@ -53,8 +53,8 @@ public sealed class TrainJob(
             int start = PrepareResume(runId, runFolder, cancellationToken);
             logger.LogInformation("Run {RunId}: training from step {Step} in {Folder}", runId, start, runFolder);
 
-            using var judge = spec.Rewards.ContainsKey("score") && rewardModels.Value.Judge.Length > 0 ? LlmBackend.Open(rewardModels.Value.Judge) : null;
-            using var teacher = spec.Rewards.ContainsKey("confidence") && rewardModels.Value.Teacher.Length > 0 ? LlmBackend.Open(rewardModels.Value.Teacher) : null;
+            using var judge = spec.Rewards.ContainsKey("score") && rewardModels.Value.Judge.IsSet ? rewardModels.Value.Judge.Open(work.Value.Device) : null;
+            using var teacher = spec.Rewards.ContainsKey("confidence") && rewardModels.Value.Teacher.IsSet ? rewardModels.Value.Teacher.Open(work.Value.Device) : null;
             var reward = RewardFactory.Create(spec.Rewards, spec.RewardSettings with { Judge = judge, Teacher = teacher });
             var environment = new RunEnvironment(runFolder, Path.GetFullPath(data.Value.Root), Path.GetFullPath(data.Value.DemoRoot), work.Value.Device);
             var result = PpoRun.Run(spec with { BaseModel = baseModel }, reward, environment, resume: true,
