@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using BabyPpo.Web.Data;
 using BabyPpo.Web.Jobs;
 using BabyPpo.Web.Live;
@@ -42,6 +44,13 @@ public static class Extensions
 
         services.AddSignalR();
         services.AddHostedService<RunsHubForwarder>();
+        // The API writes, reads and documents JSON as RunSpec does: enums by kebab-case name
+        // ("chi-tag", "mean-per-token"), numbers as numbers (not strings).
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower));
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+        });
         services.AddOpenApi();
         services.AddRazorComponents().AddInteractiveServerComponents();
     }

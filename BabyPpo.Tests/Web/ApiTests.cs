@@ -251,6 +251,31 @@ public abstract class ApiTests(AppFixture fixture)
         Assert.Contains("/api/runs", paths.Select(p => p.Key));
         Assert.Contains("/api/runs/{id}/metrics", paths.Select(p => p.Key));
         Assert.Contains("/api/leaderboard", paths.Select(p => p.Key));
+        var schemas = document["components"]!["schemas"]!;
+        JsonNode Resolve(JsonNode schema) => schema["$ref"] is { } reference ? schemas[reference.GetValue<string>().Split('/')[^1]]! : schema;
+
+        // POST /api/runs: the body's fields are RunSpec's (every one of them) plus the run's name, queue and evaluations.
+        var body = Resolve(paths["/api/runs"]!["post"]!["requestBody"]!["content"]!["application/json"]!["schema"]!);
+        var fields = body["properties"]!.AsObject().Select(p => p.Key).ToList();
+        Assert.Contains("baseModel", fields);
+        Assert.Contains("rewards", fields);
+        Assert.Contains("ppo", fields);
+        var specFields = JsonNode.Parse(new BabyPpo.Training.Ppo.RunSpec().ToJson())!.AsObject().Select(p => p.Key);
+        Assert.Equal(specFields.Concat(["name", "queue", "evaluations"]).Order(StringComparer.Ordinal), fields.Order(StringComparer.Ordinal));
+        Assert.Equal(["name", "baseModel"], body["required"]!.AsArray().Select(r => r!.GetValue<string>()));
+        var ppo = Resolve(body["properties"]!["ppo"]!["oneOf"]!.AsArray().Single(o => o!["$ref"] is not null)!);
+        Assert.Equal("integer", ppo["properties"]!["miniBatchSize"]!["type"]!.AsValue().GetValue<string>());
+        var responses = paths["/api/runs"]!["post"]!["responses"]!.AsObject().Select(r => r.Key);
+        Assert.Equal(["201", "400"], responses.Order());
+
+        // GET /api/runs/{id} and its metrics: typed responses.
+        var run = Resolve(paths["/api/runs/{id}"]!["get"]!["responses"]!["200"]!["content"]!["application/json"]!["schema"]!);
+        Assert.Contains("status", run["properties"]!.AsObject().Select(p => p.Key));
+        Assert.Contains("step", run["properties"]!.AsObject().Select(p => p.Key));
+        Assert.Equal("RunSpec", run["properties"]!["spec"]!["$ref"]!.GetValue<string>().Split('/')[^1]);
+        var metrics = paths["/api/runs/{id}/metrics"]!["get"]!["responses"]!["200"]!["content"]!["application/json"]!["schema"]!;
+        Assert.Equal("array", metrics["type"]!.GetValue<string>());
+        Assert.Equal("object", metrics["items"]!["type"]!.GetValue<string>());
     }
 }
 
