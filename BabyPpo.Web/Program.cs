@@ -18,6 +18,7 @@ app.MapOpenApi();
 app.MapRunsApi();
 app.MapResultsApi();
 app.MapFilesApi();
+app.MapDataApi();
 app.MapHub<RunsHub>("/hubs/runs");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 app.Lifetime.ApplicationStarted.Register(() => Console.WriteLine($"BabyPpo is running at {string.Join(", ", app.Urls)}"));

@@ -251,6 +251,7 @@ public abstract class ApiTests(AppFixture fixture)
         Assert.Contains("/api/runs", paths.Select(p => p.Key));
         Assert.Contains("/api/runs/{id}/metrics", paths.Select(p => p.Key));
         Assert.Contains("/api/leaderboard", paths.Select(p => p.Key));
+        Assert.Contains("/api/data", paths.Select(p => p.Key));
         var schemas = document["components"]!["schemas"]!;
         JsonNode Resolve(JsonNode schema) => schema["$ref"] is { } reference ? schemas[reference.GetValue<string>().Split('/')[^1]]! : schema;
 
