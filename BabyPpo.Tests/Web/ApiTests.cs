@@ -1,9 +1,15 @@
+extern alias web;
+
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using BabyPpoDb = web::BabyPpo.Web.Data.BabyPpoDb;
+using SampleRecord = web::BabyPpo.Web.Data.SampleRecord;
 
 namespace BabyPpo.Tests.Web;
 
@@ -155,6 +161,28 @@ public abstract class ApiTests(AppFixture fixture)
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
         Assert.Contains(expected, errors["body"]![0]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AGeneratedAnswerWithANulCharacterIsStoredWithAReplacementCharacter()
+    {
+        // A tiny baby can sample a token that decodes to U+0000, which PostgreSQL's text cannot hold.
+        var dbs = _app.Services.GetRequiredService<IDbContextFactory<BabyPpoDb>>();
+        using var client = _app.CreateClient();
+        int runId = await _app.StartRunAsync(client, TestApp.TinyRun("nul", steps: 1));
+        await TestApp.WaitForAsync(client, $"/api/runs/{runId}", r => r["status"]!.GetValue<string>() is not ("queued" or "running"));
+        long id;
+        await using (var db = await dbs.CreateDbContextAsync())
+        {
+            var sample = new SampleRecord { RunId = runId, Step = 99, Prompt = "*MOT: hi", Answer = "a\0b", Reference = "ab" };
+            db.Samples.Add(sample);
+            await db.SaveChangesAsync();
+            id = sample.Id;
+        }
+        await using (var db = await dbs.CreateDbContextAsync())
+        {
+            Assert.Equal("a\uFFFDb", (await db.Samples.SingleAsync(s => s.Id == id)).Answer);
+        }
     }
 
     [Fact]

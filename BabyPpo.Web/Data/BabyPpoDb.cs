@@ -26,6 +26,8 @@ public abstract class BabyPpoDb(DbContextOptions options) : DbContext(options)
     {
         // Every time is UTC; SQLite hands them back without a kind.
         conventions.Properties<DateTime>().HaveConversion<UtcConverter>();
+        // PostgreSQL's text holds no NUL character, which a baby's answer may contain; it is stored as U+FFFD.
+        conventions.Properties<string>().HaveConversion<NulFreeConverter>();
         conventions.Properties<JobStatus>().HaveConversion<string>().HaveMaxLength(16);
     }
 
@@ -99,6 +101,8 @@ public abstract class BabyPpoDb(DbContextOptions options) : DbContext(options)
             e.HasOne<EvaluationRecord>().WithMany().HasForeignKey(i => i.EvaluationId).OnDelete(DeleteBehavior.Cascade);
         });
     }
+
+    sealed class NulFreeConverter() : ValueConverter<string, string>(value => value.Replace('\0', '\uFFFD'), value => value);
 
     sealed class UtcConverter() : ValueConverter<DateTime, DateTime>(
         value => value.Kind == DateTimeKind.Utc ? value : value.ToUniversalTime(), value => DateTime.SpecifyKind(value, DateTimeKind.Utc));
