@@ -36,6 +36,12 @@ public sealed class JobsOptions
     public int Workers { get; set; } = 1;
     /// <summary>Queues this process's server takes jobs from; the form offers them. The first is the default.</summary>
     public string[] Queues { get; set; } = ["default"];
+    /// <summary>
+    /// PostgreSQL storage: seconds after which a job whose worker stopped renewing its claim (a
+    /// crashed process) is taken by another server. The claim is renewed every fifth of this while
+    /// the job runs, so a long run is never taken from a live worker.
+    /// </summary>
+    public int InvisibilityTimeoutSeconds { get; set; } = 120;
 }
 
 /// <summary>Section "Data": where the data sets are.</summary>

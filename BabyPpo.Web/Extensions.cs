@@ -83,13 +83,21 @@ public static class Extensions
     static void AddJobs(this IHostApplicationBuilder builder)
     {
         var jobs = builder.Configuration.GetSection("Jobs").Get<JobsOptions>() ?? new JobsOptions();
+        // A fetched job stays invisible to other servers while its worker keeps renewing it (sliding),
+        // and becomes theirs InvisibilityTimeoutSeconds after its worker stopped renewing (a crash).
+        var postgres = new PostgreSqlStorageOptions
+        {
+            InvisibilityTimeout = TimeSpan.FromSeconds(jobs.InvisibilityTimeoutSeconds),
+            UseSlidingInvisibilityTimeout = true,
+        };
         builder.Services.AddSingleton<JobStorage>(_ => jobs.Storage == JobStorageKind.InMemory
             ? new InMemoryStorage()
-            : new PostgreSqlStorage(new NpgsqlConnectionFactory(Required(builder, "Postgres"), new PostgreSqlStorageOptions()), new PostgreSqlStorageOptions()));
+            : new PostgreSqlStorage(new NpgsqlConnectionFactory(Required(builder, "Postgres"), postgres), postgres));
         builder.Services.AddHangfire((provider, config) => config
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
+            .UseFilter(new CurrentJob())
             .UseStorage(provider.GetRequiredService<JobStorage>()));
         if (jobs.Server)
         {

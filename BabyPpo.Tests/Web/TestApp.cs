@@ -78,6 +78,9 @@ public sealed class TestApp : WebApplicationFactory<web::Program>
 
     public string BaseUrl => $"http://127.0.0.1:{Port}/";
 
+    /// <summary>The configuration this app runs with (test folder, database, data root, …), for another process to share.</summary>
+    public IReadOnlyDictionary<string, string> Settings => _settings;
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);

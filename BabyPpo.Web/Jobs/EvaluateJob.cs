@@ -21,6 +21,7 @@ public sealed class EvaluateJob(
     FolderStore folders,
     Catalog catalog,
     RunNotifier notifier,
+    JobQueue jobs,
     IOptions<WorkOptions> work,
     ILogger<EvaluateJob> logger)
 {
@@ -40,11 +41,17 @@ public sealed class EvaluateJob(
                 return;
             }
             if (evaluation.Status is not (JobStatus.Queued or JobStatus.Running)) return;
+            if (!jobs.MayTakeOver(evaluation.JobId))
+            {
+                logger.LogWarning("Evaluation {EvaluationId} belongs to the live job {Owner}; job {Job} leaves it alone", evaluationId, evaluation.JobId, CurrentJob.Id);
+                return;
+            }
             folderId = evaluation.Checkpoint?.FolderId ?? db.Models.Where(m => m.Id == evaluation.ModelId).Select(m => (int?)m.FolderId).SingleOrDefault();
             if (folderId is not null)
             {
                 evaluation.Status = JobStatus.Running;
                 evaluation.Worker = JobQueue.Worker;
+                evaluation.JobId = CurrentJob.Id ?? evaluation.JobId;
                 db.SaveChanges();
             }
         }

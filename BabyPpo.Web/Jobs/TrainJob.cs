@@ -21,6 +21,7 @@ public sealed class TrainJob(
     RunNotifier notifier,
     RunCancellations cancellations,
     EvaluationLauncher evaluations,
+    JobQueue jobs,
     IOptions<DataOptions> data,
     IOptions<WorkOptions> work,
     IOptions<RewardsOptions> rewardModels,
@@ -35,12 +36,18 @@ public sealed class TrainJob(
             run = db.Runs.Include(r => r.BaseModel).AsNoTracking().Single(r => r.Id == runId);
         }
         if (run.Status is not (JobStatus.Queued or JobStatus.Running)) return;
+        if (!jobs.MayTakeOver(run.JobId))
+        {
+            logger.LogWarning("Run {RunId} belongs to the live job {Owner}; job {Job} leaves it alone", runId, run.JobId, CurrentJob.Id);
+            return;
+        }
         if (run.CancelRequested)
         {
             Finish(runId, JobStatus.Cancelled, null);
             return;
         }
-        Update(runId, r => r.Status = JobStatus.Running, r => r.StartedAt ??= DateTime.UtcNow, r => r.Worker = JobQueue.Worker, r => r.Error = null);
+        Update(runId, r => r.Status = JobStatus.Running, r => r.StartedAt ??= DateTime.UtcNow, r => r.Worker = JobQueue.Worker, r => r.Error = null,
+            r => r.JobId = CurrentJob.Id ?? r.JobId);
         notifier.Publish(new StatusEvent(runId, JobStatus.Running, null));
 
         using var cancellation = cancellations.Register(runId, cancellationToken);
