@@ -128,18 +128,21 @@ public sealed class TrainJob(
     void StoreCheckpoint(int runId, CheckpointSaved saved, int keep)
     {
         using var db = dbs.CreateDbContext();
-        var same = db.Checkpoints.Where(c => c.RunId == runId && c.Step == saved.Step && c.Final == saved.Final).ToList();
-        foreach (var checkpoint in same) DeleteUnevaluatedCheckpoint(db, checkpoint);
-        if (db.Checkpoints.Any(c => c.RunId == runId && c.Step == saved.Step && c.Final == saved.Final))
-        {
-            logger.LogInformation("Run {RunId}: the evaluated checkpoint of step {Step} stored before stays; the redone one is not stored", runId, saved.Step);
-        }
-        else
+        var same = db.Checkpoints.Where(c => c.RunId == runId && c.Step == saved.Step && c.Final == saved.Final);
+        bool stored = false;
+        if (!same.Any(c => db.Evaluations.Any(e => e.CheckpointId == c.Id)))
         {
             var folderId = folders.StoreAsync(saved.Folder).GetAwaiter().GetResult();
-            db.Checkpoints.Add(new CheckpointRecord { RunId = runId, Step = saved.Step, Final = saved.Final, FolderId = folderId, CreatedAt = DateTime.UtcNow });
-            db.SaveChanges();
+            foreach (var checkpoint in same.ToList()) DeleteUnevaluatedCheckpoint(db, checkpoint);
+            if (stored = !same.Any())
+            {
+                db.Checkpoints.Add(new CheckpointRecord { RunId = runId, Step = saved.Step, Final = saved.Final, FolderId = folderId, CreatedAt = DateTime.UtcNow });
+                db.SaveChanges();
+            }
+            else db.Folders.Where(f => f.Id == folderId).ExecuteDelete();   // evaluated meanwhile: that one stays
         }
+        if (!stored)
+            logger.LogInformation("Run {RunId}: the evaluated checkpoint of step {Step} stored before stays; the redone one is not stored", runId, saved.Step);
         foreach (var old in db.Checkpoints.Where(c => c.RunId == runId && !c.Final).OrderByDescending(c => c.Step).Skip(keep).ToList())
             DeleteUnevaluatedCheckpoint(db, old);
     }
