@@ -9,6 +9,7 @@ using Hangfire.PostgreSql;
 using Hangfire.PostgreSql.Factories;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 
 namespace BabyPpo.Web;
 
@@ -64,7 +65,10 @@ public static class Extensions
             var sqlite = new SqliteConnectionStringBuilder(Required(builder, "Sqlite"));
             sqlite.DataSource = Path.GetFullPath(sqlite.DataSource);
             Directory.CreateDirectory(Path.GetDirectoryName(sqlite.DataSource)!);
-            builder.Services.AddDbContextFactory<SqliteDb>(o => o.UseSqlite(sqlite.ToString()));
+            // SQLite changes a foreign key by rebuilding the table with foreign keys off, which EF Core
+            // cannot do inside the migration's transaction and warns about on every new database.
+            builder.Services.AddDbContextFactory<SqliteDb>(o => o.UseSqlite(sqlite.ToString())
+                .ConfigureWarnings(w => w.Log((RelationalEventId.NonTransactionalMigrationOperationWarning, LogLevel.Information))));
             builder.Services.AddSingleton<IDbContextFactory<BabyPpoDb>, DbFactory<SqliteDb>>();
         }
         else
