@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using BabyPpo.Web.Data;
 using BabyPpo.Web.Jobs;
 using BabyPpo.Web.Live;
@@ -7,6 +9,7 @@ using Hangfire.PostgreSql;
 using Hangfire.PostgreSql.Factories;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 
 namespace BabyPpo.Web;
 
@@ -42,6 +45,13 @@ public static class Extensions
 
         services.AddSignalR();
         services.AddHostedService<RunsHubForwarder>();
+        // The API writes, reads and documents JSON as RunSpec does: enums by kebab-case name
+        // ("chi-tag", "mean-per-token"), numbers as numbers (not strings).
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower));
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+        });
         services.AddOpenApi();
         services.AddRazorComponents().AddInteractiveServerComponents();
     }
@@ -55,7 +65,10 @@ public static class Extensions
             var sqlite = new SqliteConnectionStringBuilder(Required(builder, "Sqlite"));
             sqlite.DataSource = Path.GetFullPath(sqlite.DataSource);
             Directory.CreateDirectory(Path.GetDirectoryName(sqlite.DataSource)!);
-            builder.Services.AddDbContextFactory<SqliteDb>(o => o.UseSqlite(sqlite.ToString()));
+            // SQLite changes a foreign key by rebuilding the table with foreign keys off, which EF Core
+            // cannot do inside the migration's transaction and warns about on every new database.
+            builder.Services.AddDbContextFactory<SqliteDb>(o => o.UseSqlite(sqlite.ToString())
+                .ConfigureWarnings(w => w.Log((RelationalEventId.NonTransactionalMigrationOperationWarning, LogLevel.Information))));
             builder.Services.AddSingleton<IDbContextFactory<BabyPpoDb>, DbFactory<SqliteDb>>();
         }
         else
@@ -74,13 +87,21 @@ public static class Extensions
     static void AddJobs(this IHostApplicationBuilder builder)
     {
         var jobs = builder.Configuration.GetSection("Jobs").Get<JobsOptions>() ?? new JobsOptions();
+        // A fetched job stays invisible to other servers while its worker keeps renewing it (sliding),
+        // and becomes theirs InvisibilityTimeoutSeconds after its worker stopped renewing (a crash).
+        var postgres = new PostgreSqlStorageOptions
+        {
+            InvisibilityTimeout = TimeSpan.FromSeconds(jobs.InvisibilityTimeoutSeconds),
+            UseSlidingInvisibilityTimeout = true,
+        };
         builder.Services.AddSingleton<JobStorage>(_ => jobs.Storage == JobStorageKind.InMemory
             ? new InMemoryStorage()
-            : new PostgreSqlStorage(new NpgsqlConnectionFactory(Required(builder, "Postgres"), new PostgreSqlStorageOptions()), new PostgreSqlStorageOptions()));
+            : new PostgreSqlStorage(new NpgsqlConnectionFactory(Required(builder, "Postgres"), postgres), postgres));
         builder.Services.AddHangfire((provider, config) => config
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
+            .UseFilter(new CurrentJob())
             .UseStorage(provider.GetRequiredService<JobStorage>()));
         if (jobs.Server)
         {

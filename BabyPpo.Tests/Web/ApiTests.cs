@@ -1,9 +1,15 @@
+extern alias web;
+
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using BabyPpoDb = web::BabyPpo.Web.Data.BabyPpoDb;
+using SampleRecord = web::BabyPpo.Web.Data.SampleRecord;
 
 namespace BabyPpo.Tests.Web;
 
@@ -67,7 +73,7 @@ public abstract class ApiTests(AppFixture fixture)
     }
 
     [Theory]
-    [InlineData("ppo", "miniBatchSize", 3, "ppo.batchSize")]
+    [InlineData("ppo", "miniBatchSize", 3, "ppo.miniBatchSize")]
     [InlineData(null, "steps", 0, "steps")]
     [InlineData(null, "baseModel", "no-such-model", "baseModel")]
     [InlineData(null, "promptSet", "no-such-set", "promptSet")]
@@ -87,6 +93,96 @@ public abstract class ApiTests(AppFixture fixture)
         var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
         Assert.True(errors.ContainsKey(errorKey), errors.ToJsonString());
         Assert.Equal(before, JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task ARequestWithSeveralBadFieldsGetsEveryFieldsErrorAtOnce()
+    {
+        using var client = _app.CreateClient();
+        int before = JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count;
+        var request = TestApp.TinyRun("many-errors", steps: 2);
+        request["seed"] = "not a number";                   // a wrong type …
+        request["checkpointEvery"] = 0;                     // … hides neither the run spec's checks,
+        request["baseModel"] = "no-such-model";             // nor the references,
+        request["generation"]!["topP"] = 2;                 // nor the sampling checks,
+        request["ppo"]!["batchSize"] = "four";              // nor, in the same group,
+        request["ppo"]!["learningRate"] = -1;               // every PPO check: one …
+        request["ppo"]!["gamma"] = 2;                       // … after another …
+        request["ppo"]!["clipRangeValue"] = 0;              // … after another.
+
+        var response = await client.PostAsJsonAsync("/api/runs", request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
+        Assert.Equal(
+            ["baseModel", "checkpointEvery", "generation.topP", "ppo.batchSize", "ppo.clipRangeValue", "ppo.gamma", "ppo.learningRate", "seed"],
+            errors.Select(e => e.Key).Order(StringComparer.Ordinal));
+        Assert.Contains("whole number", errors["seed"]![0]!.GetValue<string>());
+        Assert.Contains("whole number", errors["ppo.batchSize"]![0]!.GetValue<string>());
+        Assert.Contains("gamma must be in [0, 1], got 2", errors["ppo.gamma"]![0]!.GetValue<string>());
+        Assert.Contains("top_p", errors["generation.topP"]![0]!.GetValue<string>());
+        Assert.Equal(before, JsonNode.Parse(await client.GetStringAsync("/api/runs"))!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task RewardSettingsAreTakenIntoTheSpecAndWrongOnesAreReportedByField()
+    {
+        using var client = _app.CreateClient();
+        var request = TestApp.TinyRun("reward-settings", steps: 1);
+        request["rewardSettings"] = new JsonObject { ["referenceAggregation"] = "max", ["runningNormalisation"] = true, ["defaultScore"] = 1.5 };
+        int id = await _app.StartRunAsync(client, request);
+        var settings = JsonNode.Parse(await client.GetStringAsync($"/api/runs/{id}"))!["spec"]!["rewardSettings"]!;
+        Assert.Equal("max", settings["referenceAggregation"]!.GetValue<string>());
+        Assert.True(settings["runningNormalisation"]!.GetValue<bool>());
+        Assert.Equal(1.5, settings["defaultScore"]!.GetValue<double>());
+        Assert.Equal("sum", settings["confidenceVariant"]!.GetValue<string>());
+        await TestApp.WaitForAsync(client, $"/api/runs/{id}", r => r["status"]!.GetValue<string>() is not ("queued" or "running"));
+
+        var bad = TestApp.TinyRun("bad-reward-settings", steps: 1);
+        bad["rewardSettings"] = new JsonObject { ["confidenceVariant"] = "median", ["judgeMaxTokens"] = "ten", ["judge"] = "http://elsewhere" };
+        var response = await client.PostAsJsonAsync("/api/runs", bad);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
+        Assert.Contains("one of sum, mean-per-token", errors["rewardSettings.confidenceVariant"]![0]!.GetValue<string>());
+        Assert.Contains("whole number", errors["rewardSettings.judgeMaxTokens"]![0]!.GetValue<string>());
+        // The judge and teacher back-ends are the installation's, not the request's.
+        Assert.Equal("unknown field", errors["rewardSettings.judge"]![0]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("""{"name": "broken", "steps": }""", "line 1, byte 29")]
+    [InlineData("{\n  \"name\": \"broken\",\n  \"steps\": 3,,\n}", "line 3, byte 14")]
+    [InlineData("""[1, 2]""", "expected a JSON object")]
+    public async Task AMalformedBodyIsA400ThatSaysWhereItBreaks(string body, string expected)
+    {
+        using var client = _app.CreateClient();
+        var response = await client.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
+        Assert.Contains(expected, errors["body"]![0]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task AGeneratedAnswerWithANulCharacterIsStoredWithAReplacementCharacter()
+    {
+        // A tiny baby can sample a token that decodes to U+0000, which PostgreSQL's text cannot hold.
+        var dbs = _app.Services.GetRequiredService<IDbContextFactory<BabyPpoDb>>();
+        using var client = _app.CreateClient();
+        int runId = await _app.StartRunAsync(client, TestApp.TinyRun("nul", steps: 1));
+        await TestApp.WaitForAsync(client, $"/api/runs/{runId}", r => r["status"]!.GetValue<string>() is not ("queued" or "running"));
+        long id;
+        await using (var db = await dbs.CreateDbContextAsync())
+        {
+            var sample = new SampleRecord { RunId = runId, Step = 99, Prompt = "*MOT: hi", Answer = "a\0b", Reference = "ab" };
+            db.Samples.Add(sample);
+            await db.SaveChangesAsync();
+            id = sample.Id;
+        }
+        await using (var db = await dbs.CreateDbContextAsync())
+        {
+            Assert.Equal("a\uFFFDb", (await db.Samples.SingleAsync(s => s.Id == id)).Answer);
+        }
     }
 
     [Fact]
@@ -183,6 +279,32 @@ public abstract class ApiTests(AppFixture fixture)
         Assert.Contains("/api/runs", paths.Select(p => p.Key));
         Assert.Contains("/api/runs/{id}/metrics", paths.Select(p => p.Key));
         Assert.Contains("/api/leaderboard", paths.Select(p => p.Key));
+        Assert.Contains("/api/data", paths.Select(p => p.Key));
+        var schemas = document["components"]!["schemas"]!;
+        JsonNode Resolve(JsonNode schema) => schema["$ref"] is { } reference ? schemas[reference.GetValue<string>().Split('/')[^1]]! : schema;
+
+        // POST /api/runs: the body's fields are RunSpec's (every one of them) plus the run's name, queue and evaluations.
+        var body = Resolve(paths["/api/runs"]!["post"]!["requestBody"]!["content"]!["application/json"]!["schema"]!);
+        var fields = body["properties"]!.AsObject().Select(p => p.Key).ToList();
+        Assert.Contains("baseModel", fields);
+        Assert.Contains("rewards", fields);
+        Assert.Contains("ppo", fields);
+        var specFields = JsonNode.Parse(new BabyPpo.Training.Ppo.RunSpec().ToJson())!.AsObject().Select(p => p.Key);
+        Assert.Equal(specFields.Concat(["name", "queue", "evaluations"]).Order(StringComparer.Ordinal), fields.Order(StringComparer.Ordinal));
+        Assert.Equal(["name", "baseModel"], body["required"]!.AsArray().Select(r => r!.GetValue<string>()));
+        var ppo = Resolve(body["properties"]!["ppo"]!["oneOf"]!.AsArray().Single(o => o!["$ref"] is not null)!);
+        Assert.Equal("integer", ppo["properties"]!["miniBatchSize"]!["type"]!.AsValue().GetValue<string>());
+        var responses = paths["/api/runs"]!["post"]!["responses"]!.AsObject().Select(r => r.Key);
+        Assert.Equal(["201", "400"], responses.Order());
+
+        // GET /api/runs/{id} and its metrics: typed responses.
+        var run = Resolve(paths["/api/runs/{id}"]!["get"]!["responses"]!["200"]!["content"]!["application/json"]!["schema"]!);
+        Assert.Contains("status", run["properties"]!.AsObject().Select(p => p.Key));
+        Assert.Contains("step", run["properties"]!.AsObject().Select(p => p.Key));
+        Assert.Equal("RunSpec", run["properties"]!["spec"]!["$ref"]!.GetValue<string>().Split('/')[^1]);
+        var metrics = paths["/api/runs/{id}/metrics"]!["get"]!["responses"]!["200"]!["content"]!["application/json"]!["schema"]!;
+        Assert.Equal("array", metrics["type"]!.GetValue<string>());
+        Assert.Equal("object", metrics["items"]!["type"]!.GetValue<string>());
     }
 }
 

@@ -59,7 +59,7 @@ public sealed class BrowserTests
             // A wrong field: its message appears beside it and nothing is queued.
             await Setting(page, "ppo-miniBatchSize", "3");
             await page.ClickAsync("#submit");
-            await page.WaitForSelectorAsync(".field-error[data-field='ppo.batchSize']");
+            await page.WaitForSelectorAsync(".field-error[data-field='ppo.miniBatchSize']");
             Assert.EndsWith("/new", page.Url);
             Assert.Single(JsonNode.Parse(await api.GetStringAsync("/api/runs"))!.AsArray());
             await Setting(page, "ppo-miniBatchSize", "2");

@@ -22,6 +22,7 @@ public enum TestDatabase
 /// PostgreSQL cluster that test.sh starts), its own work folder, the shared data root and a models
 /// folder holding tiny-llama (and demo-baby: the repository's when it has one, else tiny-llama).
 /// With <c>kestrel</c> it listens on a real port on 127.0.0.1 (for the browser), else in memory.
+/// <c>settings</c> are further configuration values ("Rewards:Judge:Source" → …).
 /// The folder survives a restart: build a second TestApp on the same <see cref="Folder"/> to restart.
 /// </summary>
 public sealed class TestApp : WebApplicationFactory<web::Program>
@@ -31,7 +32,8 @@ public sealed class TestApp : WebApplicationFactory<web::Program>
 
     readonly Dictionary<string, string> _settings;
 
-    public TestApp(TestDatabase database, string? folder = null, bool kestrel = false, string? connectionString = null)
+    public TestApp(TestDatabase database, string? folder = null, bool kestrel = false, string? connectionString = null,
+        IReadOnlyDictionary<string, string>? settings = null)
     {
         Folder = folder ?? Directory.CreateTempSubdirectory("babyppo-web-").FullName;
         var models = Path.Combine(Folder, "models");
@@ -58,6 +60,7 @@ public sealed class TestApp : WebApplicationFactory<web::Program>
             ["Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command"] = "None",
         };
         if (database == TestDatabase.Postgres) _settings["ConnectionStrings:Postgres"] = ConnectionString;
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) _settings[key] = value;
         if (kestrel)
         {
             Port = FreePort();
@@ -74,6 +77,9 @@ public sealed class TestApp : WebApplicationFactory<web::Program>
     public int Port { get; }
 
     public string BaseUrl => $"http://127.0.0.1:{Port}/";
+
+    /// <summary>The configuration this app runs with (test folder, database, data root, …), for another process to share.</summary>
+    public IReadOnlyDictionary<string, string> Settings => _settings;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {

@@ -32,21 +32,22 @@ public static class FilesApi
         return TypedResults.Ok(await ModelViewsAsync(db, cancellationToken));
     }
 
-    static async Task<Results<PushStreamHttpResult, NotFound>> DownloadModel(int id, IDbContextFactory<BabyPpoDb> dbs, ModelRegistry registry, CancellationToken cancellationToken)
+    static async Task<Results<FileStreamHttpResult, NotFound>> DownloadModel(int id, IDbContextFactory<BabyPpoDb> dbs, ModelRegistry registry, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var model = await db.Models.AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, cancellationToken);
         if (model is null) return TypedResults.NotFound();
-        return TypedResults.Stream(stream => registry.WriteZipAsync(model.FolderId, stream), "application/zip", $"{model.Name}.zip");
+        // The file result sends the temporary .zip with its length and closes (deletes) it afterwards.
+        return TypedResults.File(await registry.ZipAsync(model.FolderId, cancellationToken: cancellationToken), "application/zip", $"{model.Name}.zip");
     }
 
-    static async Task<Results<PushStreamHttpResult, NotFound>> DownloadCheckpoint(int id, IDbContextFactory<BabyPpoDb> dbs, ModelRegistry registry, CancellationToken cancellationToken)
+    static async Task<Results<FileStreamHttpResult, NotFound>> DownloadCheckpoint(int id, IDbContextFactory<BabyPpoDb> dbs, ModelRegistry registry, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var checkpoint = await db.Checkpoints.AsNoTracking().Include(c => c.Run).SingleOrDefaultAsync(c => c.Id == id, cancellationToken);
         if (checkpoint is null) return TypedResults.NotFound();
         var name = $"{checkpoint.Run!.Name}-run{checkpoint.RunId}-{(checkpoint.Final ? "final" : $"step{checkpoint.Step}")}";
-        return TypedResults.Stream(stream => registry.WriteZipAsync(checkpoint.FolderId, stream, IsHfFile), "application/zip", $"{name}.zip");
+        return TypedResults.File(await registry.ZipAsync(checkpoint.FolderId, IsHfFile, cancellationToken), "application/zip", $"{name}.zip");
     }
 
     /// <summary>The files of a Hugging Face folder: everything but the optimizer state and the trainer state.</summary>

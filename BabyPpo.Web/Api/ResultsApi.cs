@@ -1,3 +1,4 @@
+using BabyPpo.Training;
 using BabyPpo.Web.Data;
 using BabyPpo.Web.Jobs;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -49,10 +50,18 @@ public static class ResultsApi
         else if (request.CheckpointId is int c && !await db.Checkpoints.AnyAsync(x => x.Id == c, cancellationToken))
             errors["checkpointId"] = [$"no checkpoint {c}"];
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
-        var ids = modelId is int m
-            ? await launcher.LaunchForModel(m, tasks, queue, cancellationToken)
-            : await launcher.LaunchForCheckpoint(request.CheckpointId!.Value, tasks, queue, cancellationToken);
-        return TypedResults.Created($"/api/evaluations/{ids[0]}", new EvaluationsCreated(ids));
+        try
+        {
+            var ids = modelId is int m
+                ? await launcher.LaunchForModel(m, tasks, queue, cancellationToken)
+                : await launcher.LaunchForCheckpoint(request.CheckpointId!.Value, tasks, queue, cancellationToken);
+            return TypedResults.Created($"/api/evaluations/{ids[0]}", new EvaluationsCreated(ids));
+        }
+        catch (InputException e)
+        {
+            // The checkpoint was rotated away between the check above and the launch.
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["checkpointId"] = [e.Message] });
+        }
     }
 
     static async Task<Results<Ok<EvaluationView>, NotFound>> Get(int id, IDbContextFactory<BabyPpoDb> dbs, CancellationToken cancellationToken)

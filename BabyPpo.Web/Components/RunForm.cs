@@ -1,14 +1,17 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using BabyPpo.Training.Ppo;
+using BabyPpo.Training.Rewards;
 using BabyPpo.Web.Jobs;
 
 namespace BabyPpo.Web.Components;
 
 /// <summary>
 /// The new-experiment form's state: the request's fields as the user edits them, pre-filled with
-/// <see cref="BabyPpo.Training.Ppo.RunSpec"/>'s defaults (trl's for PPO), turned into the same JSON
-/// body that POST /api/runs takes. Nested settings keep their default JSON value's kind.
+/// <see cref="BabyPpo.Training.Ppo.RunSpec"/>'s defaults (for PPO: the seed system's batch 16 and
+/// mini-batch 4, trl 0.8.6's values for the rest), turned into the same JSON body that POST
+/// /api/runs takes. Nested settings keep their default JSON value's kind.
 /// </summary>
 public sealed class RunForm
 {
@@ -29,6 +32,7 @@ public sealed class RunForm
         Seed = _defaults["seed"]!.GetValue<int>();
         foreach (var (key, value) in _defaults["ppo"]!.AsObject().Where(kv => Settable<PpoConfig>(kv.Key))) Ppo[key] = Text(value);
         foreach (var (key, value) in _defaults["generation"]!.AsObject().Where(kv => Settable<GenerationSettings>(kv.Key))) Generation[key] = Text(value);
+        foreach (var (key, value) in _defaults["rewardSettings"]!.AsObject().Where(kv => Settable<RewardOptions>(kv.Key))) RewardSettings[key] = Text(value);
     }
 
     public string Name { get; set; } = "";
@@ -48,57 +52,85 @@ public sealed class RunForm
     /// <summary>PPO settings by their JSON name, as text (booleans "true"/"false", enums by name, "" for an unset optional number).</summary>
     public Dictionary<string, string> Ppo { get; } = [];
     public Dictionary<string, string> Generation { get; } = [];
+    /// <summary>How the rewards are computed (<see cref="RewardOptions"/> without its back-ends, which are the installation's).</summary>
+    public Dictionary<string, string> RewardSettings { get; } = [];
 
-    /// <summary>The JSON kind of a nested setting's default: "number", "bool", "text" or "optional" (a number that may stay empty).</summary>
+    /// <summary>trl 0.8.6's default of each PPO setting (<see cref="PpoConfig"/>'s own defaults), as the form writes values.</summary>
+    public static IReadOnlyDictionary<string, string> TrlDefaults { get; } =
+        JsonSerializer.SerializeToNode(new PpoConfig(), RunSpec.Json)!.AsObject()
+            .Where(kv => Settable<PpoConfig>(kv.Key)).ToDictionary(kv => kv.Key, kv => Text(kv.Value));
+
+    /// <summary>
+    /// The kind of a nested setting: "number", "bool", "choice" (an enum: see <see cref="ChoicesOf"/>),
+    /// "text", "longtext" (a default with line breaks) or "optional" (a number that may stay empty).
+    /// </summary>
     public string KindOf(string group, string key) => _defaults[group]![key] switch
     {
         null => "optional",
         JsonValue v when v.TryGetValue<bool>(out _) => "bool",
-        JsonValue v when v.TryGetValue<string>(out _) => "text",
+        JsonValue v when v.TryGetValue<string>(out var text) => ChoicesOf(group, key).Count > 0 ? "choice" : text.Contains('\n') ? "longtext" : "text",
         _ => "number",
     };
 
-    /// <summary>The request body, or field errors for values that are not numbers.</summary>
-    public (JsonObject? Request, Dictionary<string, string[]> Errors) ToRequest()
+    /// <summary>The values an enum setting takes, as the request writes them ("kl", "mean-per-token"); empty for other settings.</summary>
+    public static IReadOnlyList<string> ChoicesOf(string group, string key)
     {
-        var errors = new Dictionary<string, string[]>();
-        var request = new JsonObject
+        var type = group switch
         {
-            ["name"] = Name,
-            ["baseModel"] = BaseModel,
-            ["promptSet"] = PromptSet,
-            ["format"] = Format,
-            ["rewards"] = new JsonObject(Rewards.Where(r => r.Value.Selected).Select(r => KeyValuePair.Create(r.Key, (JsonNode?)r.Value.Weight))),
-            ["checkpointEvery"] = CheckpointEvery,
-            ["sampleEvery"] = SampleEvery,
-            ["seed"] = Seed,
-            ["queue"] = Queue,
-            ["evaluations"] = new JsonArray([.. Evaluations.Order().Select(e => (JsonNode?)e)]),
-            ["steps"] = Length == "steps" ? Steps : null,
-            ["epochs"] = Length == "epochs" ? Epochs : null,
-            ["ppo"] = Group("ppo", Ppo, errors),
-            ["generation"] = Group("generation", Generation, errors),
+            "ppo" => typeof(PpoConfig),
+            "generation" => typeof(GenerationSettings),
+            "rewardSettings" => typeof(RewardOptions),
+            _ => null,
         };
-        if (Length == "steps" && Steps is null) errors["steps"] = ["give the number of steps"];
-        if (Length == "epochs" && Epochs is null) errors["epochs"] = ["give the number of epochs"];
-        return errors.Count > 0 ? (null, errors) : (request, errors);
+        var property = type?.GetProperty(char.ToUpperInvariant(key[0]) + key[1..]);
+        return property?.PropertyType is { IsEnum: true } e
+            ? Enum.GetNames(e).Select(JsonNamingPolicy.KebabCaseLower.ConvertName).ToList()
+            : [];
     }
 
-    JsonObject Group(string group, Dictionary<string, string> values, Dictionary<string, string[]> errors)
+    /// <summary>
+    /// The request body. A nested number that does not parse goes as the text typed, so that the
+    /// request's checks report it beside its field together with every other error.
+    /// </summary>
+    public JsonObject ToRequest() => new()
+    {
+        ["name"] = Name,
+        ["baseModel"] = BaseModel,
+        ["promptSet"] = PromptSet,
+        ["format"] = Format,
+        ["rewards"] = new JsonObject(Rewards.Where(r => r.Value.Selected).Select(r => KeyValuePair.Create(r.Key, (JsonNode?)r.Value.Weight))),
+        ["checkpointEvery"] = CheckpointEvery,
+        ["sampleEvery"] = SampleEvery,
+        ["seed"] = Seed,
+        ["queue"] = Queue,
+        ["evaluations"] = new JsonArray([.. Evaluations.Order().Select(e => (JsonNode?)e)]),
+        ["steps"] = Length == "steps" ? Steps : null,
+        ["epochs"] = Length == "epochs" ? Epochs : null,
+        ["ppo"] = Group("ppo", Ppo),
+        ["generation"] = Group("generation", Generation),
+        ["rewardSettings"] = Group("rewardSettings", RewardSettings),
+    };
+
+    /// <summary>The request paths this form shows a message slot for; messages for any other path are shown at the top.</summary>
+    public IEnumerable<string> Fields =>
+        ["", "name", "baseModel", "promptSet", "format", "rewards", "steps", "epochs", "checkpointEvery", "sampleEvery", "seed", "queue", "evaluations",
+            "ppo", "generation", "rewardSettings", .. Ppo.Keys.Select(k => $"ppo.{k}"), .. Generation.Keys.Select(k => $"generation.{k}"),
+            .. RewardSettings.Keys.Select(k => $"rewardSettings.{k}")];
+
+    JsonObject Group(string group, Dictionary<string, string> values)
     {
         var result = new JsonObject();
         foreach (var (key, text) in values)
         {
-            switch (KindOf(group, key))
+            result[key] = KindOf(group, key) switch
             {
-                case "bool": result[key] = text == "true"; break;
-                case "text": result[key] = text; break;
-                case "optional" when string.IsNullOrWhiteSpace(text): result[key] = null; break;
-                default:
-                    if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)) result[key] = number;
-                    else errors[$"{group}.{key}"] = [$"\"{text}\" is not a number"];
-                    break;
-            }
+                "bool" => text == "true",
+                "text" or "longtext" or "choice" => text,
+                "optional" when string.IsNullOrWhiteSpace(text) => null,
+                _ => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)
+                    ? number
+                    : text,
+            };
         }
         return result;
     }

@@ -5,11 +5,11 @@ public static class SettingHelp
 {
     public static readonly IReadOnlyDictionary<string, string> Ppo = new Dictionary<string, string>
     {
-        ["seed"] = "Seed of the mini-batch order (trl: seed).",
+        ["seed"] = "Seed of the mini-batch order inside each PPO step, reseeded from it and the step number so that a resumed run replays it (trl: seed). Prompt order, sampling and value-head initialisation follow the run's seed above.",
         ["learningRate"] = "Adam learning rate (learning_rate).",
         ["adaptiveKlControl"] = "Adapt the KL coefficient towards the target KL (adap_kl_ctrl); off keeps it fixed.",
         ["initKlCoef"] = "Initial weight of the KL penalty to the reference model (init_kl_coef).",
-        ["klPenalty"] = "Per-token KL estimator in the reward: kl, abs, mse or full (kl_penalty).",
+        ["klPenalty"] = "Per-token KL estimator in the reward (kl_penalty): kl = logp − logp_ref, abs, mse = ½(…)², full = the exact KL over the vocabulary.",
         ["target"] = "Target KL of the adaptive controller (target).",
         ["horizon"] = "Horizon of the adaptive controller, in samples (horizon).",
         ["gamma"] = "Discount factor (gamma).",
@@ -34,6 +34,17 @@ public static class SettingHelp
         ["adamEps"] = "Adam ε.",
         ["valueHeadDropout"] = "Dropout before the value head (summary_dropout_prob).",
         ["valueHeadDropoutInTraining"] = "Apply that dropout in training passes (trl 0.8.6 never does).",
+    };
+
+    public static readonly IReadOnlyDictionary<string, string> RewardSettings = new Dictionary<string, string>
+    {
+        ["judgeTemplate"] = "score: the judge's prompt; {mot} becomes the mother's utterance and {chi} the answer (must hold {chi}). Pre-filled with the seed system's.",
+        ["judgeMaxTokens"] = "score: new tokens the judge writes (greedily) before its rating is read.",
+        ["defaultScore"] = "score: the reward of an answer whose judge output holds no number from 0 to 5.",
+        ["confidenceVariant"] = "confidence: rank the answer among the teacher's answers by summed log-probability (sum, the seed's; favours short answers) or per-token mean (mean-per-token).",
+        ["semsimBatchSize"] = "semsim: texts per call of the sentence encoder (speed and memory only).",
+        ["referenceAggregation"] = "bleu and semsim: combine the scores against several teacher answers by their mean, their best (max), or use the first answer only.",
+        ["runningNormalisation"] = "Several rewards: standardise each by its running mean and standard deviation over the batches so far before weighting; saved with checkpoints.",
     };
 
     public static readonly IReadOnlyDictionary<string, string> Generation = new Dictionary<string, string>

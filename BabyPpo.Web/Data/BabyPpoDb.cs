@@ -26,6 +26,8 @@ public abstract class BabyPpoDb(DbContextOptions options) : DbContext(options)
     {
         // Every time is UTC; SQLite hands them back without a kind.
         conventions.Properties<DateTime>().HaveConversion<UtcConverter>();
+        // PostgreSQL's text holds no NUL character, which a baby's answer may contain; it is stored as U+FFFD.
+        conventions.Properties<string>().HaveConversion<NulFreeConverter>();
         conventions.Properties<JobStatus>().HaveConversion<string>().HaveMaxLength(16);
     }
 
@@ -86,7 +88,9 @@ public abstract class BabyPpoDb(DbContextOptions options) : DbContext(options)
             e.ToTable("evaluations");
             e.HasIndex(v => v.Status);
             e.HasOne<ModelRecord>().WithMany().HasForeignKey(v => v.ModelId).OnDelete(DeleteBehavior.Cascade);
-            e.HasOne(v => v.Checkpoint).WithMany().HasForeignKey(v => v.CheckpointId).OnDelete(DeleteBehavior.Cascade);
+            // A checkpoint's evaluations outlive it: a finished one keeps its label and results, and
+            // a waiting one fails with a message when its job finds the checkpoint gone.
+            e.HasOne(v => v.Checkpoint).WithMany().HasForeignKey(v => v.CheckpointId).OnDelete(DeleteBehavior.SetNull);
             e.HasMany(v => v.Paradigms).WithOne().HasForeignKey(p => p.EvaluationId).OnDelete(DeleteBehavior.Cascade);
         });
         model.Entity<ParadigmRecord>(e => e.ToTable("evaluation_paradigms"));
@@ -97,6 +101,8 @@ public abstract class BabyPpoDb(DbContextOptions options) : DbContext(options)
             e.HasOne<EvaluationRecord>().WithMany().HasForeignKey(i => i.EvaluationId).OnDelete(DeleteBehavior.Cascade);
         });
     }
+
+    sealed class NulFreeConverter() : ValueConverter<string, string>(value => value.Replace('\0', '\uFFFD'), value => value);
 
     sealed class UtcConverter() : ValueConverter<DateTime, DateTime>(
         value => value.Kind == DateTimeKind.Utc ? value : value.ToUniversalTime(), value => DateTime.SpecifyKind(value, DateTimeKind.Utc));

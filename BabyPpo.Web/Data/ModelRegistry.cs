@@ -87,17 +87,35 @@ public sealed class ModelRegistry(IDbContextFactory<BabyPpoDb> dbs, FolderStore 
         return registered;
     }
 
-    /// <summary>Writes the model's folder as a .zip (the files at its top).</summary>
-    public async Task WriteZipAsync(int folderId, Stream output, Func<string, bool>? include = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// The stored folder as a .zip (the files at its top) in a temporary file, positioned at its
+    /// start and deleted when the stream is closed. The archive is built in a file, not on the
+    /// response: ZipArchive writes synchronously when it closes entries, which a response body refuses.
+    /// </summary>
+    public async Task<FileStream> ZipAsync(int folderId, Func<string, bool>? include = null, CancellationToken cancellationToken = default)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var files = await db.Files.AsNoTracking().Where(f => f.FolderId == folderId).OrderBy(f => f.Path).ToListAsync(cancellationToken);
-        await using var archive = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true);
-        foreach (var file in files.Where(f => include is null || include(f.Path)))
+        var zip = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16,
+            FileOptions.Asynchronous | FileOptions.DeleteOnClose);
+        try
         {
-            var entry = archive.CreateEntry(file.Path, CompressionLevel.Fastest);
-            await using var stream = await entry.OpenAsync(cancellationToken);
-            await folders.CopyFileAsync(file.Id, stream, cancellationToken);
+            await using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
+            {
+                foreach (var file in files.Where(f => include is null || include(f.Path)))
+                {
+                    var entry = archive.CreateEntry(file.Path, CompressionLevel.Fastest);
+                    await using var stream = await entry.OpenAsync(cancellationToken);
+                    await folders.CopyFileAsync(file.Id, stream, cancellationToken);
+                }
+            }
+            zip.Position = 0;
+            return zip;
+        }
+        catch
+        {
+            await zip.DisposeAsync();
+            throw;
         }
     }
 }

@@ -40,8 +40,8 @@ public sealed class Catalog(IDbContextFactory<BabyPpoDb> dbs, IOptions<DataOptio
     /// <summary>bleu and semsim always; score and confidence when their judge / teacher is configured.</summary>
     public IReadOnlyList<string> Rewards() => RewardFactory.Names.Where(name => name switch
     {
-        "score" => rewards.Value.Judge.Length > 0,
-        "confidence" => rewards.Value.Teacher.Length > 0,
+        "score" => rewards.Value.Judge.IsSet,
+        "confidence" => rewards.Value.Teacher.IsSet,
         _ => true,
     }).ToList();
 

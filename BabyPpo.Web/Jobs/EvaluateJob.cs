@@ -21,6 +21,7 @@ public sealed class EvaluateJob(
     FolderStore folders,
     Catalog catalog,
     RunNotifier notifier,
+    JobQueue jobs,
     IOptions<WorkOptions> work,
     ILogger<EvaluateJob> logger)
 {
@@ -29,22 +30,42 @@ public sealed class EvaluateJob(
     [AutomaticRetry(Attempts = 0)]
     public void Run(int evaluationId, CancellationToken cancellationToken)
     {
-        EvaluationRecord evaluation;
-        int folderId;
+        EvaluationRecord? evaluation;
+        int? folderId;
         using (var db = dbs.CreateDbContext())
         {
-            evaluation = db.Evaluations.Include(e => e.Checkpoint).Single(e => e.Id == evaluationId);
+            evaluation = db.Evaluations.Include(e => e.Checkpoint).SingleOrDefault(e => e.Id == evaluationId);
+            if (evaluation is null)
+            {
+                logger.LogWarning("Evaluation {EvaluationId} is not in the database: nothing to do", evaluationId);
+                return;
+            }
             if (evaluation.Status is not (JobStatus.Queued or JobStatus.Running)) return;
-            folderId = evaluation.Checkpoint?.FolderId ?? db.Models.Where(m => m.Id == evaluation.ModelId).Select(m => m.FolderId).Single();
-            evaluation.Status = JobStatus.Running;
-            evaluation.Worker = JobQueue.Worker;
-            db.SaveChanges();
+            if (!jobs.MayTakeOver(evaluation.JobId))
+            {
+                logger.LogWarning("Evaluation {EvaluationId} belongs to the live job {Owner}; job {Job} leaves it alone", evaluationId, evaluation.JobId, CurrentJob.Id);
+                return;
+            }
+            folderId = evaluation.Checkpoint?.FolderId ?? db.Models.Where(m => m.Id == evaluation.ModelId).Select(m => (int?)m.FolderId).SingleOrDefault();
+            if (folderId is not null)
+            {
+                evaluation.Status = JobStatus.Running;
+                evaluation.Worker = JobQueue.Worker;
+                evaluation.JobId = CurrentJob.Id ?? evaluation.JobId;
+                db.SaveChanges();
+            }
+        }
+        if (folderId is null)
+        {
+            // The checkpoint (or model) was deleted after the evaluation was asked for: say so rather than lose it.
+            Finish(evaluationId, JobStatus.Failed, $"{evaluation.Label} no longer exists (its checkpoint was deleted before it could be evaluated)");
+            return;
         }
         try
         {
             var choice = catalog.Evaluations().FirstOrDefault(e => e.Name == evaluation.Task)
                 ?? throw new InputException($"the evaluation set \"{evaluation.Task}\" is not on this machine (see the data catalogue)");
-            var folder = folders.FetchAsync(folderId, Path.Combine(Path.GetFullPath(work.Value.Folder), "cache"), cancellationToken).GetAwaiter().GetResult();
+            var folder = folders.FetchAsync(folderId.Value, Path.Combine(Path.GetFullPath(work.Value.Folder), "cache"), cancellationToken).GetAwaiter().GetResult();
             EvalReport report;
             using (var pretrained = Checkpoint.Load(folder, new TorchSharp.torch.Device(work.Value.Device)))
             {

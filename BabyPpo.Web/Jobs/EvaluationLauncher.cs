@@ -1,3 +1,4 @@
+using BabyPpo.Training;
 using BabyPpo.Web.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -28,7 +29,8 @@ public sealed class EvaluationLauncher(IDbContextFactory<BabyPpoDb> dbs, Catalog
     public async Task<List<int>> LaunchForCheckpoint(int checkpointId, IReadOnlyCollection<string> tasks, string queue, CancellationToken cancellationToken = default)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var checkpoint = await db.Checkpoints.Include(c => c.Run).SingleAsync(c => c.Id == checkpointId, cancellationToken);
+        var checkpoint = await db.Checkpoints.Include(c => c.Run).SingleOrDefaultAsync(c => c.Id == checkpointId, cancellationToken)
+            ?? throw new InputException($"checkpoint {checkpointId} no longer exists (the run keeps only its newest step checkpoints and those with evaluations)");
         return await Launch(db, tasks, queue, Label(checkpoint), null, checkpointId, cancellationToken);
     }
 

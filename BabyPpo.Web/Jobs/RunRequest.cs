@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -19,16 +20,25 @@ public sealed record RunChoices(
 
 /// <summary>
 /// Reads a run request (the API's JSON body, or the form turned into the same JSON) into a
-/// <see cref="RunDraft"/>, with error messages keyed by field path ("steps", "ppo.miniBatchSize").
-/// The spec's fields merge into <see cref="RunSpec"/>'s defaults, nested objects field by field, so
-/// a partial "ppo" object keeps trl's defaults for the rest. The checks are the core's own
-/// (<see cref="RunSpec.Validate"/>, <see cref="PpoConfig.Validate"/>); only the references to
-/// registered things are checked here.
+/// <see cref="RunDraft"/>, with every error message keyed by its field's path ("steps",
+/// "ppo.miniBatchSize"). The spec's fields merge into <see cref="RunSpec"/>'s defaults, nested
+/// objects field by field, so a partial "ppo" object keeps the defaults for the rest.
+/// <para>
+/// All errors come at once: each field's value is type-checked on its own (a wrong type is
+/// reported, and that field keeps its default for the other checks); then the core's own checks
+/// (<see cref="RunSpec.Validate"/>, which includes <see cref="PpoConfig.Validate"/> and the
+/// sampling checks) run again and again: each message is filed under the fields whose values break
+/// that check, which are set back to their defaults before the next round. Only references to
+/// registered things (model, prompt set, rewards, queue, evaluations) are checked here.
+/// </para>
 /// </summary>
 public static partial class RunRequest
 {
     /// <summary>Fields of the request that are not part of the spec.</summary>
     static readonly string[] RunFields = ["name", "queue", "evaluations"];
+
+    /// <summary>Spec fields whose JSON value is a map replaced whole (not merged field by field).</summary>
+    static readonly string[] Maps = ["rewards"];
 
     /// <summary>The default spec as the request's JSON: what the form shows before the user changes anything.</summary>
     public static JsonObject Defaults() => JsonNode.Parse(new RunSpec().ToJson())!.AsObject();
@@ -39,25 +49,30 @@ public static partial class RunRequest
         void Add(string field, string message)
         {
             if (!errors.TryGetValue(field, out var list)) errors[field] = list = [];
-            list.Add(message);
+            if (!list.Contains(message)) list.Add(message);
         }
 
+        // 1. The request's spec fields over the defaults; each value set is a "leaf" with its path.
+        var defaults = Defaults();
         var spec = Defaults();
+        var leaves = new List<string>();
         foreach (var (key, value) in request)
         {
             if (RunFields.Contains(key)) continue;
-            Merge(spec, key, value, key, Add);
-        }
-        RunSpec? parsed = null;
-        try
-        {
-            parsed = JsonSerializer.Deserialize<RunSpec>(spec, RunSpec.Json);
-        }
-        catch (JsonException e)
-        {
-            Add(FieldOf(e.Path), $"wrong type of value ({e.Message.Split(". Path:")[0]})");
+            Merge(spec, defaults, key, value, key, leaves, Add);
         }
 
+        // 2. Each leaf's type on its own, so that one wrong value hides nothing else; a wrong one goes back to its default.
+        foreach (var leaf in leaves.ToList())
+        {
+            if (TypeError(leaf, Get(spec, leaf), defaults) is not { } problem) continue;
+            Add(leaf, problem);
+            Set(spec, leaf, Get(defaults, leaf)?.DeepClone());
+            leaves.Remove(leaf);
+        }
+        var parsed = JsonSerializer.Deserialize<RunSpec>(spec, RunSpec.Json)!;
+
+        // 3. The run's own fields and the references to what this installation has.
         string name = Text(request, "name", Add)?.Trim() ?? "";
         if (name.Length == 0) Add("name", "give the run a name");
         string queue = Text(request, "queue", Add) ?? choices.Queues[0];
@@ -65,47 +80,219 @@ public static partial class RunRequest
         var evaluations = Evaluations(request, choices, Add);
 
         int modelId = 0;
-        if (parsed is not null)
+        if (string.IsNullOrWhiteSpace(parsed.BaseModel)) Add("baseModel", "choose a base model");
+        else if (!choices.Models.TryGetValue(parsed.BaseModel, out modelId))
+            Add("baseModel", $"no registered model \"{parsed.BaseModel}\"; register it on the Models page, or choose one of {string.Join(", ", choices.Models.Keys)}");
+        if (!choices.PromptSets.Contains(parsed.PromptSet))
+            Add("promptSet", $"prompt set \"{parsed.PromptSet}\" is not available here; expected one of {string.Join(", ", choices.PromptSets)}");
+        if (parsed.Rewards.Count == 0) Add("rewards", "choose at least one reward");
+        foreach (var (reward, weight) in parsed.Rewards)
         {
-            if (string.IsNullOrWhiteSpace(parsed.BaseModel)) Add("baseModel", "choose a base model");
-            else if (!choices.Models.TryGetValue(parsed.BaseModel, out modelId))
-                Add("baseModel", $"no registered model \"{parsed.BaseModel}\"; register it on the Models page, or choose one of {string.Join(", ", choices.Models.Keys)}");
-            if (!choices.PromptSets.Contains(parsed.PromptSet))
-                Add("promptSet", $"prompt set \"{parsed.PromptSet}\" is not available here; expected one of {string.Join(", ", choices.PromptSets)}");
-            if (parsed.Rewards.Count == 0) Add("rewards", "choose at least one reward");
-            foreach (var (reward, weight) in parsed.Rewards)
-            {
-                if (!choices.Rewards.Contains(reward))
-                    Add("rewards", $"reward \"{reward}\" is not offered here; expected one of {string.Join(", ", choices.Rewards)}");
-                if (!double.IsFinite(weight)) Add("rewards", $"the weight of {reward} must be a finite number");
-            }
-            if (parsed.Steps is null && parsed.Epochs is null) Add("steps", "give the number of steps or of epochs");
-            if (parsed.Steps is <= 0) Add("steps", $"steps must be at least 1, got {parsed.Steps}");
-            if (parsed.Epochs is <= 0) Add("epochs", $"epochs must be > 0, got {parsed.Epochs}");
-            Check(parsed.Ppo.Validate, "ppo", Add);
-            Check(() => parsed.Validate(), "", Add, skipIfAny: errors.Count > 0);
+            if (!choices.Rewards.Contains(reward))
+                Add("rewards", $"reward \"{reward}\" is not offered here; expected one of {string.Join(", ", choices.Rewards)}");
+            if (!double.IsFinite(weight)) Add("rewards", $"the weight of {reward} must be a finite number");
         }
-        var final = errors.ToDictionary(kv => kv.Key, kv => kv.Value.Distinct().ToArray());
-        return final.Count > 0 || parsed is null
+        if (parsed.Steps is null && parsed.Epochs is null) Add("steps", "give the number of steps or of epochs");
+
+        // 4. The core's checks, every one of them, with what step 3 reported set aside.
+        CoreChecks(spec, defaults, leaves, Add);
+
+        var final = errors.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
+        return final.Count > 0
             ? (null, final)
             : (new RunDraft(name, queue, evaluations, modelId, parsed), final);
     }
 
     /// <summary>Copies <paramref name="value"/> over <paramref name="target"/>[<paramref name="key"/>]: objects field by field, unknown fields refused.</summary>
-    static void Merge(JsonObject target, string key, JsonNode? value, string path, Action<string, string> add)
+    static void Merge(JsonObject target, JsonObject defaults, string key, JsonNode? value, string path, List<string> leaves, Action<string, string> add)
     {
-        if (!target.ContainsKey(key))
+        if (!defaults.ContainsKey(key))
         {
             add(path, "unknown field");
             return;
         }
-        // Known dictionaries (rewards) are replaced whole; records are merged field by field.
-        if (value is JsonObject fields && target[key] is JsonObject defaults && key != "rewards")
+        if (!IsSetting(path))
         {
-            foreach (var (child, childValue) in fields) Merge(defaults, child, childValue, $"{path}.{child}", add);
+            add(path, "derived from other settings; it cannot be set");
+            return;
+        }
+        if (value is JsonObject fields && defaults[key] is JsonObject nested && !Maps.Contains(path))
+        {
+            foreach (var (child, childValue) in fields)
+                Merge(target[key]!.AsObject(), nested, child, childValue, $"{path}.{child}", leaves, add);
             return;
         }
         target[key] = value?.DeepClone();
+        leaves.Add(path);
+    }
+
+    /// <summary>
+    /// Runs <see cref="RunSpec.Validate"/> until it passes. For each message, the request's fields
+    /// are set back to their defaults one by one (those the message mentions first) until that
+    /// check passes; of those, the ones that alone bring the check back are to blame ("batch_size
+    /// (4) must be a multiple of mini_batch_size … (3)" lands on miniBatchSize when that is what the
+    /// request changed; "checkpoint and sample intervals must be at least 1" on each interval set
+    /// to 0). The message is filed under each of them, and they keep their defaults for the next
+    /// round. A message no field explains is filed under the first field it mentions, and the
+    /// checks stop there.
+    /// </summary>
+    static void CoreChecks(JsonObject spec, JsonObject defaults, List<string> leaves, Action<string, string> add)
+    {
+        void Reset(JsonObject target, string leaf) => Set(target, leaf, Get(defaults, leaf)?.DeepClone());
+        var suspects = new List<string>(leaves);
+        for (int round = 0; round <= leaves.Count; round++)
+        {
+            if (CoreMessage(spec) is not { } message) return;
+            var check = Check(message);
+            var text = Regex.Replace(message, "^(run spec|ppo config): ", "");
+            var mentioned = MentionedFields(message);
+            var trial = spec.DeepClone().AsObject();
+            var tried = new List<string>();
+            foreach (var leaf in mentioned.Where(suspects.Contains).Concat(suspects.Except(mentioned)))
+            {
+                Reset(trial, leaf);
+                tried.Add(leaf);
+                if (Check(CoreMessage(trial)) != check) break;
+            }
+            if (tried.Count == 0 || Check(CoreMessage(trial)) == check)
+            {
+                add(mentioned.FirstOrDefault() ?? "", text);
+                return;
+            }
+            var blamed = tried.Where(leaf =>
+            {
+                var probe = trial.DeepClone().AsObject();
+                Set(probe, leaf, Get(spec, leaf)?.DeepClone());
+                return Check(CoreMessage(probe)) == check;
+            }).ToList();
+            if (blamed.Count == 0) blamed = [tried[^1]];
+            foreach (var leaf in blamed)
+            {
+                add(leaf, text);
+                Reset(spec, leaf);
+                suspects.Remove(leaf);
+            }
+        }
+    }
+
+    /// <summary>Which check a message comes from: its text without the numbers in it.</summary>
+    static string? Check(string? message) => message is null ? null : Numbers().Replace(message, "#");
+
+    /// <summary>
+    /// The first message of the core's checks on <paramref name="spec"/> (its "run spec: " or
+    /// "ppo config: " prefix kept), or null when it passes. What the request checks itself (base
+    /// model, steps or epochs, rewards) is filled in, so that it is not reported twice.
+    /// </summary>
+    static string? CoreMessage(JsonObject spec)
+    {
+        var parsed = JsonSerializer.Deserialize<RunSpec>(spec, RunSpec.Json)!;
+        parsed = parsed with
+        {
+            BaseModel = string.IsNullOrWhiteSpace(parsed.BaseModel) ? "base" : parsed.BaseModel,
+            Steps = parsed.Steps is null && parsed.Epochs is null ? 1 : parsed.Steps,
+            Rewards = parsed.Rewards.Count == 0 ? new RunSpec().Rewards : parsed.Rewards,
+        };
+        try
+        {
+            parsed.Validate();
+            return null;
+        }
+        catch (InputException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>
+    /// The request paths of the settings a core message mentions, in order: its words in trl's
+    /// snake_case ("mini_batch_size" → "ppo.miniBatchSize" in a "ppo config: " message), or the
+    /// start of a setting's name ("checkpoint and sample intervals" → checkpointEvery, sampleEvery, …).
+    /// </summary>
+    static List<string> MentionedFields(string message)
+    {
+        bool ppo = message.StartsWith("ppo config: ", StringComparison.Ordinal);
+        var text = Regex.Replace(message, "^(run spec|ppo config): ", "");
+        (string Prefix, Type Type)[] groups = ppo
+            ? [("ppo.", typeof(PpoConfig))]
+            : [("", typeof(RunSpec)), ("generation.", typeof(GenerationSettings))];
+        var settings = groups.SelectMany(g => g.Type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanWrite && !(g.Type == typeof(RunSpec) && p.PropertyType.IsClass && p.PropertyType != typeof(string)))
+            .Select(p => (Name: p.Name, Path: g.Prefix + JsonNamingPolicy.CamelCase.ConvertName(p.Name)))).ToList();
+        var found = new List<string>();
+        foreach (Match word in Words().Matches(text))
+        {
+            var squashed = word.Value.Replace("_", "");
+            var exact = settings.Where(s => s.Name.Equals(squashed, StringComparison.OrdinalIgnoreCase)).ToList();
+            var matches = exact.Count > 0 || squashed.Length < 5
+                ? exact
+                : settings.Where(s => s.Name.StartsWith(squashed, StringComparison.OrdinalIgnoreCase)).ToList();
+            found.AddRange(matches.Select(s => s.Path).Where(path => !found.Contains(path)));
+        }
+        return found;
+    }
+
+    /// <summary>Whether <paramref name="path"/> ("ppo.batchSize") names a settable property of <see cref="RunSpec"/>.</summary>
+    static bool IsSetting(string path) => PropertyAt(path) is { CanWrite: true };
+
+    static PropertyInfo? PropertyAt(string path)
+    {
+        PropertyInfo? property = null;
+        var type = typeof(RunSpec);
+        foreach (var part in path.Split('.'))
+        {
+            if (part.Length == 0) return null;
+            property = type.GetProperty(char.ToUpperInvariant(part[0]) + part[1..], BindingFlags.Public | BindingFlags.Instance);
+            if (property is null) return null;
+            type = property.PropertyType;
+        }
+        return property;
+    }
+
+    /// <summary>Why <paramref name="value"/> cannot be the value of <paramref name="path"/>, or null when it can.</summary>
+    static string? TypeError(string path, JsonNode? value, JsonObject defaults)
+    {
+        var type = PropertyAt(path)!.PropertyType;
+        if (value is null)
+            return Get(defaults, path) is null ? null : $"expected {Expected(type)}, got null";
+        var probe = defaults.DeepClone().AsObject();
+        Set(probe, path, value.DeepClone());
+        try
+        {
+            JsonSerializer.Deserialize<RunSpec>(probe, RunSpec.Json);
+            return null;
+        }
+        catch (JsonException)
+        {
+            return $"expected {Expected(type)}, got {value.ToJsonString()}";
+        }
+    }
+
+    /// <summary>What a property of this type takes, in words ("a whole number", "one of kl, abs, mse, full").</summary>
+    static string Expected(Type type)
+    {
+        if (Nullable.GetUnderlyingType(type) is { } inner) return $"{Expected(inner)} or null";
+        if (type == typeof(int) || type == typeof(long)) return "a whole number";
+        if (type == typeof(double) || type == typeof(float)) return "a number";
+        if (type == typeof(bool)) return "true or false";
+        if (type == typeof(string)) return "a string";
+        if (type.IsEnum) return $"one of {string.Join(", ", Enum.GetNames(type).Select(n => JsonNamingPolicy.KebabCaseLower.ConvertName(n)))}";
+        if (type == typeof(IReadOnlyDictionary<string, double>)) return "an object of names with numbers, e.g. {\"bleu\": 1.0}";
+        return "an object with the fields of " + type.Name;
+    }
+
+    static JsonNode? Get(JsonObject root, string path)
+    {
+        JsonNode? node = root;
+        foreach (var part in path.Split('.')) node = node?[part];
+        return node;
+    }
+
+    static void Set(JsonObject root, string path, JsonNode? value)
+    {
+        var parts = path.Split('.');
+        var parent = root;
+        foreach (var part in parts[..^1]) parent = parent[part]!.AsObject();
+        parent[parts[^1]] = value;
     }
 
     static string? Text(JsonObject request, string key, Action<string, string> add)
@@ -135,43 +322,9 @@ public static partial class RunRequest
         return result;
     }
 
-    /// <summary>Runs one of the core's checks and files its message under the field it names (trl's snake_case names).</summary>
-    static void Check(Action validate, string prefix, Action<string, string> add, bool skipIfAny = false)
-    {
-        if (skipIfAny) return;
-        try
-        {
-            validate();
-        }
-        catch (InputException e)
-        {
-            var message = Regex.Replace(e.Message, "^(run spec|ppo config): ", "");
-            var first = FirstName().Match(message).Value;
-            add(FieldKey(prefix, CamelCase(first)), message);
-        }
-    }
+    [GeneratedRegex("[a-z][a-z_]*")]
+    private static partial Regex Words();
 
-    static readonly string[] KnownTopLevel = ["baseModel", "steps", "epochs", "rewards", "checkpointEvery", "sampleEvery"];
-
-    /// <summary>The form's field for a message about <paramref name="field"/> (camelCase), or the group's key when none matches.</summary>
-    static string FieldKey(string prefix, string field)
-    {
-        static bool Has(Type type, string name) => type.GetProperty(char.ToUpperInvariant(name[0]) + name[1..]) is not null;
-        if (prefix.Length > 0) return Has(typeof(PpoConfig), field) ? $"{prefix}.{field}" : prefix;
-        if (KnownTopLevel.Contains(field)) return field;
-        return Has(typeof(GenerationSettings), field) ? $"generation.{field}" : "";
-    }
-
-    static string CamelCase(string snake)
-    {
-        var parts = snake.Split('_', StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length == 0) return "x";
-        return parts[0] + string.Concat(parts.Skip(1).Select(p => char.ToUpperInvariant(p[0]) + p[1..]));
-    }
-
-    /// <summary>"$.ppo.batchSize" → "ppo.batchSize".</summary>
-    static string FieldOf(string? jsonPath) => jsonPath is null ? "" : jsonPath.TrimStart('$', '.');
-
-    [GeneratedRegex("^[a-z_]+")]
-    private static partial Regex FirstName();
+    [GeneratedRegex(@"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|NaN|-?∞|-?Infinity")]
+    private static partial Regex Numbers();
 }

@@ -21,6 +21,7 @@ public sealed class TrainJob(
     RunNotifier notifier,
     RunCancellations cancellations,
     EvaluationLauncher evaluations,
+    JobQueue jobs,
     IOptions<DataOptions> data,
     IOptions<WorkOptions> work,
     IOptions<RewardsOptions> rewardModels,
@@ -35,12 +36,18 @@ public sealed class TrainJob(
             run = db.Runs.Include(r => r.BaseModel).AsNoTracking().Single(r => r.Id == runId);
         }
         if (run.Status is not (JobStatus.Queued or JobStatus.Running)) return;
+        if (!jobs.MayTakeOver(run.JobId))
+        {
+            logger.LogWarning("Run {RunId} belongs to the live job {Owner}; job {Job} leaves it alone", runId, run.JobId, CurrentJob.Id);
+            return;
+        }
         if (run.CancelRequested)
         {
             Finish(runId, JobStatus.Cancelled, null);
             return;
         }
-        Update(runId, r => r.Status = JobStatus.Running, r => r.StartedAt ??= DateTime.UtcNow, r => r.Worker = JobQueue.Worker, r => r.Error = null);
+        Update(runId, r => r.Status = JobStatus.Running, r => r.StartedAt ??= DateTime.UtcNow, r => r.Worker = JobQueue.Worker, r => r.Error = null,
+            r => r.JobId = CurrentJob.Id ?? r.JobId);
         notifier.Publish(new StatusEvent(runId, JobStatus.Running, null));
 
         using var cancellation = cancellations.Register(runId, cancellationToken);
@@ -53,8 +60,8 @@ public sealed class TrainJob(
             int start = PrepareResume(runId, runFolder, cancellationToken);
             logger.LogInformation("Run {RunId}: training from step {Step} in {Folder}", runId, start, runFolder);
 
-            using var judge = spec.Rewards.ContainsKey("score") && rewardModels.Value.Judge.Length > 0 ? LlmBackend.Open(rewardModels.Value.Judge) : null;
-            using var teacher = spec.Rewards.ContainsKey("confidence") && rewardModels.Value.Teacher.Length > 0 ? LlmBackend.Open(rewardModels.Value.Teacher) : null;
+            using var judge = spec.Rewards.ContainsKey("score") && rewardModels.Value.Judge.IsSet ? rewardModels.Value.Judge.Open(work.Value.Device) : null;
+            using var teacher = spec.Rewards.ContainsKey("confidence") && rewardModels.Value.Teacher.IsSet ? rewardModels.Value.Teacher.Open(work.Value.Device) : null;
             var reward = RewardFactory.Create(spec.Rewards, spec.RewardSettings with { Judge = judge, Teacher = teacher });
             var environment = new RunEnvironment(runFolder, Path.GetFullPath(data.Value.Root), Path.GetFullPath(data.Value.DemoRoot), work.Value.Device);
             var result = PpoRun.Run(spec with { BaseModel = baseModel }, reward, environment, resume: true,
@@ -87,7 +94,8 @@ public sealed class TrainJob(
     /// <summary>
     /// Makes the run folder hold the newest step checkpoint the database has (fetching it when this
     /// machine lacks it), and forgets in the database what came after it: the run redoes those steps.
-    /// A final folder left by a crash before the run was marked finished is redone too.
+    /// A final folder left by a crash before the run was marked finished is redone too. Checkpoints
+    /// that have evaluations stay in the database (and keep their evaluations).
     /// </summary>
     int PrepareResume(int runId, string runFolder, CancellationToken cancellationToken)
     {
@@ -107,28 +115,43 @@ public sealed class TrainJob(
         db.Metrics.Where(m => m.RunId == runId && m.Step > start).ExecuteDelete();
         db.Samples.Where(s => s.RunId == runId && s.Step > start).ExecuteDelete();
         foreach (var later in db.Checkpoints.Where(c => c.RunId == runId && (c.Step > start || c.Final)).ToList())
-            DeleteCheckpoint(db, later);
+            DeleteUnevaluatedCheckpoint(db, later);
         db.Runs.Where(r => r.Id == runId).ExecuteUpdate(s => s.SetProperty(r => r.Step, start));
         return start;
     }
 
+    /// <summary>
+    /// Stores a checkpoint the run just wrote, then drops the step checkpoints beyond the newest
+    /// <paramref name="keep"/> (as the run does on disk), except those that have evaluations. When an
+    /// evaluated checkpoint of the same step is already stored (a redone step), that one stays.
+    /// </summary>
     void StoreCheckpoint(int runId, CheckpointSaved saved, int keep)
     {
-        var folderId = folders.StoreAsync(saved.Folder).GetAwaiter().GetResult();
         using var db = dbs.CreateDbContext();
-        foreach (var same in db.Checkpoints.Where(c => c.RunId == runId && c.Step == saved.Step && c.Final == saved.Final).ToList())
-            DeleteCheckpoint(db, same);
-        db.Checkpoints.Add(new CheckpointRecord { RunId = runId, Step = saved.Step, Final = saved.Final, FolderId = folderId, CreatedAt = DateTime.UtcNow });
-        db.SaveChanges();
-        // Keep as many step checkpoints as the run keeps on disk; the final one always stays.
+        var same = db.Checkpoints.Where(c => c.RunId == runId && c.Step == saved.Step && c.Final == saved.Final);
+        bool stored = false;
+        if (!same.Any(c => db.Evaluations.Any(e => e.CheckpointId == c.Id)))
+        {
+            var folderId = folders.StoreAsync(saved.Folder).GetAwaiter().GetResult();
+            foreach (var checkpoint in same.ToList()) DeleteUnevaluatedCheckpoint(db, checkpoint);
+            if (stored = !same.Any())
+            {
+                db.Checkpoints.Add(new CheckpointRecord { RunId = runId, Step = saved.Step, Final = saved.Final, FolderId = folderId, CreatedAt = DateTime.UtcNow });
+                db.SaveChanges();
+            }
+            else db.Folders.Where(f => f.Id == folderId).ExecuteDelete();   // evaluated meanwhile: that one stays
+        }
+        if (!stored)
+            logger.LogInformation("Run {RunId}: the evaluated checkpoint of step {Step} stored before stays; the redone one is not stored", runId, saved.Step);
         foreach (var old in db.Checkpoints.Where(c => c.RunId == runId && !c.Final).OrderByDescending(c => c.Step).Skip(keep).ToList())
-            DeleteCheckpoint(db, old);
+            DeleteUnevaluatedCheckpoint(db, old);
     }
 
-    static void DeleteCheckpoint(BabyPpoDb db, CheckpointRecord checkpoint)
+    /// <summary>Deletes the checkpoint and its stored folder unless an evaluation (of any status) refers to it; the check and the delete are one statement.</summary>
+    static void DeleteUnevaluatedCheckpoint(BabyPpoDb db, CheckpointRecord checkpoint)
     {
-        db.Checkpoints.Where(c => c.Id == checkpoint.Id).ExecuteDelete();
-        db.Folders.Where(f => f.Id == checkpoint.FolderId).ExecuteDelete();
+        int deleted = db.Checkpoints.Where(c => c.Id == checkpoint.Id && !db.Evaluations.Any(e => e.CheckpointId == c.Id)).ExecuteDelete();
+        if (deleted > 0) db.Folders.Where(f => f.Id == checkpoint.FolderId).ExecuteDelete();
     }
 
     void EvaluateFinal(RunRecord run)

@@ -20,11 +20,11 @@ public static class MetricsJson
     public static Dictionary<string, double> FromJson(string json) =>
         JsonNode.Parse(json)!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value?.GetValue<double>() ?? double.NaN);
 
-    /// <summary>The API's object for one step: "step" first, then the metrics.</summary>
-    public static JsonObject StepObject(int step, string json)
+    /// <summary>The API's object for one step: "step" first, then the metrics (null where not finite).</summary>
+    public static Dictionary<string, double?> StepObject(int step, string json)
     {
-        var result = new JsonObject { ["step"] = step };
-        foreach (var (key, value) in JsonNode.Parse(json)!.AsObject()) result[key] = value?.DeepClone();
+        var result = new Dictionary<string, double?> { ["step"] = step };
+        foreach (var (key, value) in JsonNode.Parse(json)!.AsObject()) result[key] = value?.GetValue<double>();
         return result;
     }
 }

@@ -489,7 +489,7 @@ namespace BabyPpo.Web.Data.Migrations.Postgres
                     b.HasOne("BabyPpo.Web.Data.CheckpointRecord", "Checkpoint")
                         .WithMany()
                         .HasForeignKey("CheckpointId")
-                        .OnDelete(DeleteBehavior.Cascade);
+                        .OnDelete(DeleteBehavior.SetNull);
 
                     b.HasOne("BabyPpo.Web.Data.ModelRecord", null)
                         .WithMany()
