@@ -65,7 +65,7 @@ public sealed record RunSpec
     public int SampleEvery { get; init; } = 10;
     /// <summary>Rows of each sample table.</summary>
     public int SampleRows { get; init; } = 8;
-    /// <summary>Seed of data order, sampling, mini-batch order and value-head initialisation.</summary>
+    /// <summary>Seed of the prompt order, the sampling and the value-head initialisation (<see cref="PpoConfig.Seed"/> orders the mini-batches).</summary>
     public int Seed { get; init; }
     public EmptyAnswerPolicy EmptyAnswers { get; init; } = EmptyAnswerPolicy.Keep;
     /// <summary>Reward of a free-format answer in which the baby never wrote "*CHI:".</summary>
@@ -87,6 +87,7 @@ public sealed record RunSpec
         if (Rewards.Count == 0) throw new InputException("run spec: choose at least one reward");
         if (CheckpointEvery < 1 || SampleEvery < 1 || KeepCheckpoints < 1) throw new InputException("run spec: checkpoint and sample intervals must be at least 1");
         Ppo.Validate();
+        RewardSettings.Validate();
         new SamplingOptions { MaxNewTokens = Generation.MaxNewTokens, MinNewTokens = Generation.MinNewTokens, TopK = Generation.TopK, TopP = Generation.TopP, Temperature = Generation.Temperature, BatchSize = Generation.BatchSize }.Validate();
     }
 

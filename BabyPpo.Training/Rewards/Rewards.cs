@@ -89,6 +89,15 @@ public sealed record RewardOptions
     /// every batch seen so far (this one included) before weighting. Default off.
     /// </summary>
     public bool RunningNormalisation { get; init; }
+
+    /// <exception cref="InputException">The template lacks {chi}, or the judge may write no token.</exception>
+    public void Validate()
+    {
+        if (!JudgeTemplate.Contains("{chi}", StringComparison.Ordinal))
+            throw new InputException("reward settings: the judge template has no {chi} placeholder for the child's answer");
+        if (JudgeMaxTokens < 1) throw new InputException($"reward settings: the judge needs at least 1 new token, got {JudgeMaxTokens}");
+        if (SemsimBatchSize < 1) throw new InputException($"reward settings: the semsim batch size must be at least 1, got {SemsimBatchSize}");
+    }
 }
 
 /// <summary>Builds rewards from names and weights.</summary>
