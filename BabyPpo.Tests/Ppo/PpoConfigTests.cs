@@ -27,6 +27,20 @@ public sealed class PpoConfigTests
     }
 
     [Fact]
+    public void EveryProblemIsListedWithTheSettingsItReadsAndValidateThrowsTheFirst()
+    {
+        var config = new PpoConfig { BatchSize = 4, MiniBatchSize = 3, LearningRate = -1, Gamma = 2, ClipRangeValue = 0 };
+        Assert.Equal(
+            [["batchSize", "miniBatchSize", "gradientAccumulationSteps"], ["learningRate"], ["gamma"], ["clipRangeValue"]],
+            config.Problems().Select(p => p.Fields.ToArray()));
+        Assert.Equal("ppo config: batch_size (4) must be a multiple of mini_batch_size × gradient_accumulation_steps (3)",
+            Assert.Throws<InputException>(config.Validate).Message);
+        var spec = new RunSpec { BaseModel = "m", Steps = 1, Ppo = config, CheckpointEvery = 0, Generation = new GenerationSettings { TopP = 2 } };
+        Assert.Equal(["checkpointEvery", "ppo.batchSize", "ppo.learningRate", "ppo.gamma", "ppo.clipRangeValue", "generation.topP"],
+            spec.Problems().Select(p => p.Fields[0]));
+    }
+
+    [Fact]
     public void UnknownSettingsAndInconsistentBatchSizesAreRefusedNamingTheFile()
     {
         var unknown = Assert.Throws<InputException>(() => PpoConfig.FromTrlJson("""{"learnin_rate": 1e-3}""", "my.json"));

@@ -139,12 +139,13 @@ public abstract class ApiTests(AppFixture fixture)
         await TestApp.WaitForAsync(client, $"/api/runs/{id}", r => r["status"]!.GetValue<string>() is not ("queued" or "running"));
 
         var bad = TestApp.TinyRun("bad-reward-settings", steps: 1);
-        bad["rewardSettings"] = new JsonObject { ["confidenceVariant"] = "median", ["judgeMaxTokens"] = "ten", ["judge"] = "http://elsewhere" };
+        bad["rewardSettings"] = new JsonObject { ["confidenceVariant"] = "median", ["judgeMaxTokens"] = "ten", ["judge"] = "http://elsewhere", ["judgeTemplate"] = "MOT: {mot}" };
         var response = await client.PostAsJsonAsync("/api/runs", bad);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         var errors = (await response.Content.ReadFromJsonAsync<JsonObject>())!["errors"]!.AsObject();
         Assert.Contains("one of sum, mean-per-token", errors["rewardSettings.confidenceVariant"]![0]!.GetValue<string>());
         Assert.Contains("whole number", errors["rewardSettings.judgeMaxTokens"]![0]!.GetValue<string>());
+        Assert.Equal("the judge template has no {chi} placeholder for the child's answer", errors["rewardSettings.judgeTemplate"]![0]!.GetValue<string>());
         // The judge and teacher back-ends are the installation's, not the request's.
         Assert.Equal("unknown field", errors["rewardSettings.judge"]![0]!.GetValue<string>());
     }

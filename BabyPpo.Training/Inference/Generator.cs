@@ -46,16 +46,19 @@ public sealed record SamplingOptions
     public bool TruncatePrompts { get; init; }
 
     /// <summary>Checks every option, whether or not the chosen mode uses it (a bad value is a mistake either way).</summary>
-    public void Validate()
+    public void Validate() => SettingProblem.ThrowFirst(Problems());
+
+    /// <summary>Every option out of range, in the order <see cref="Validate"/> checks them.</summary>
+    public IEnumerable<SettingProblem> Problems()
     {
-        if (MaxNewTokens <= 0) throw new InputException($"max_new_tokens must be at least 1, got {MaxNewTokens}");
-        if (MinNewTokens < 0 || MinNewTokens > MaxNewTokens) throw new InputException($"min_new_tokens must be between 0 and max_new_tokens ({MaxNewTokens}), got {MinNewTokens}");
-        if (!(Temperature >= 0) || double.IsPositiveInfinity(Temperature)) throw new InputException($"temperature must be a finite number > 0, got {Temperature}");
-        if (!Greedy && Temperature == 0) throw new InputException("temperature must be > 0 when sampling, got 0 (ask for greedy decoding instead)");
-        if (TopK < 0) throw new InputException($"top_k must be >= 0 (0 = off), got {TopK}");
-        if (!(TopP > 0 && TopP <= 1)) throw new InputException($"top_p must be in (0, 1], got {TopP}");
-        if (BatchSize <= 0) throw new InputException($"batch size must be at least 1, got {BatchSize}");
-        if (LogitClamp is <= 0) throw new InputException($"logit clamp must be > 0, got {LogitClamp}");
+        if (MaxNewTokens <= 0) yield return new("maxNewTokens", $"max_new_tokens must be at least 1, got {MaxNewTokens}");
+        if (MinNewTokens < 0 || MinNewTokens > MaxNewTokens) yield return new(["minNewTokens", "maxNewTokens"], $"min_new_tokens must be between 0 and max_new_tokens ({MaxNewTokens}), got {MinNewTokens}");
+        if (!(Temperature >= 0) || double.IsPositiveInfinity(Temperature)) yield return new("temperature", $"temperature must be a finite number > 0, got {Temperature}");
+        else if (!Greedy && Temperature == 0) yield return new(["temperature", "greedy"], "temperature must be > 0 when sampling, got 0 (ask for greedy decoding instead)");
+        if (TopK < 0) yield return new("topK", $"top_k must be >= 0 (0 = off), got {TopK}");
+        if (!(TopP > 0 && TopP <= 1)) yield return new("topP", $"top_p must be in (0, 1], got {TopP}");
+        if (BatchSize <= 0) yield return new("batchSize", $"batch size must be at least 1, got {BatchSize}");
+        if (LogitClamp is <= 0) yield return new("logitClamp", $"logit clamp must be > 0, got {LogitClamp}");
     }
 }
 

@@ -140,27 +140,29 @@ public sealed record PpoConfig
     }
 
     /// <summary>Checks the relations trl checks, with messages that name the field.</summary>
-    public void Validate()
+    public void Validate() => SettingProblem.ThrowFirst(Problems());
+
+    /// <summary>Every setting out of range, in the order <see cref="Validate"/> checks them.</summary>
+    public IEnumerable<SettingProblem> Problems()
     {
-        static void Require(bool ok, string message)
-        {
-            if (!ok) throw new InputException($"ppo config: {message}");
-        }
-        Require(BatchSize >= 1, $"batch_size must be at least 1, got {BatchSize}");
-        Require(MiniBatchSize >= 1, $"mini_batch_size must be at least 1, got {MiniBatchSize}");
-        Require(GradientAccumulationSteps >= 1, $"gradient_accumulation_steps must be at least 1, got {GradientAccumulationSteps}");
-        Require(BatchSize % BackwardBatchSize == 0, $"batch_size ({BatchSize}) must be a multiple of mini_batch_size × gradient_accumulation_steps ({BackwardBatchSize})");
-        Require(PpoEpochs >= 1, $"ppo_epochs must be at least 1, got {PpoEpochs}");
-        Require(LearningRate > 0, $"learning_rate must be > 0, got {LearningRate}");
-        Require(InitKlCoef >= 0, $"init_kl_coef must be >= 0, got {InitKlCoef}");
-        Require(Target > 0 && Horizon > 0, "target and horizon must be > 0");
-        Require(Gamma is >= 0 and <= 1, $"gamma must be in [0, 1], got {Gamma}");
-        Require(Lam is >= 0 and <= 1, $"lam must be in [0, 1], got {Lam}");
-        Require(ClipRange > 0 && ClipRangeValue > 0, "cliprange and cliprange_value must be > 0");
-        Require(VfCoef >= 0, $"vf_coef must be >= 0, got {VfCoef}");
-        Require(RatioThreshold > 0, $"ratio_threshold must be > 0, got {RatioThreshold}");
-        Require(MaxGradNorm is null or > 0, $"max_grad_norm must be > 0 when set, got {MaxGradNorm}");
-        Require(ScoreClip is null or > 0, $"score_clip must be > 0 when set, got {ScoreClip}");
-        Require(ValueHeadDropout is >= 0 and < 1, $"value head dropout must be in [0, 1), got {ValueHeadDropout}");
+        static SettingProblem Problem(string[] fields, string message) => new(fields, $"ppo config: {message}");
+        if (BatchSize < 1) yield return Problem(["batchSize"], $"batch_size must be at least 1, got {BatchSize}");
+        if (MiniBatchSize < 1) yield return Problem(["miniBatchSize"], $"mini_batch_size must be at least 1, got {MiniBatchSize}");
+        if (GradientAccumulationSteps < 1) yield return Problem(["gradientAccumulationSteps"], $"gradient_accumulation_steps must be at least 1, got {GradientAccumulationSteps}");
+        if (BatchSize >= 1 && BackwardBatchSize >= 1 && BatchSize % BackwardBatchSize != 0)
+            yield return Problem(["batchSize", "miniBatchSize", "gradientAccumulationSteps"], $"batch_size ({BatchSize}) must be a multiple of mini_batch_size × gradient_accumulation_steps ({BackwardBatchSize})");
+        if (PpoEpochs < 1) yield return Problem(["ppoEpochs"], $"ppo_epochs must be at least 1, got {PpoEpochs}");
+        if (!(LearningRate > 0)) yield return Problem(["learningRate"], $"learning_rate must be > 0, got {LearningRate}");
+        if (!(InitKlCoef >= 0)) yield return Problem(["initKlCoef"], $"init_kl_coef must be >= 0, got {InitKlCoef}");
+        if (!(Target > 0 && Horizon > 0)) yield return Problem(Target > 0 ? ["horizon"] : Horizon > 0 ? ["target"] : ["target", "horizon"], "target and horizon must be > 0");
+        if (Gamma is not (>= 0 and <= 1)) yield return Problem(["gamma"], $"gamma must be in [0, 1], got {Gamma}");
+        if (Lam is not (>= 0 and <= 1)) yield return Problem(["lam"], $"lam must be in [0, 1], got {Lam}");
+        if (!(ClipRange > 0 && ClipRangeValue > 0))
+            yield return Problem(ClipRange > 0 ? ["clipRangeValue"] : ClipRangeValue > 0 ? ["clipRange"] : ["clipRange", "clipRangeValue"], "cliprange and cliprange_value must be > 0");
+        if (!(VfCoef >= 0)) yield return Problem(["vfCoef"], $"vf_coef must be >= 0, got {VfCoef}");
+        if (!(RatioThreshold > 0)) yield return Problem(["ratioThreshold"], $"ratio_threshold must be > 0, got {RatioThreshold}");
+        if (MaxGradNorm is not (null or > 0)) yield return Problem(["maxGradNorm"], $"max_grad_norm must be > 0 when set, got {MaxGradNorm}");
+        if (ScoreClip is not (null or > 0)) yield return Problem(["scoreClip"], $"score_clip must be > 0 when set, got {ScoreClip}");
+        if (ValueHeadDropout is not (>= 0 and < 1)) yield return Problem(["valueHeadDropout"], $"value head dropout must be in [0, 1), got {ValueHeadDropout}");
     }
 }

@@ -78,17 +78,25 @@ public sealed record RunSpec
         throw new InputException("give the number of steps or of epochs");
     }
 
-    public void Validate()
+    public void Validate() => SettingProblem.ThrowFirst(Problems());
+
+    /// <summary>
+    /// Every setting out of range, the nested ones' fields under "ppo.", "rewardSettings." and
+    /// "generation.", in the order <see cref="Validate"/> checks them.
+    /// </summary>
+    public IEnumerable<SettingProblem> Problems()
     {
-        if (string.IsNullOrWhiteSpace(BaseModel)) throw new InputException("run spec: the base model is required");
-        if (Steps is <= 0) throw new InputException($"run spec: steps must be at least 1, got {Steps}");
-        if (Epochs is <= 0) throw new InputException($"run spec: epochs must be > 0, got {Epochs}");
-        if (Steps is null && Epochs is null) throw new InputException("run spec: give steps or epochs");
-        if (Rewards.Count == 0) throw new InputException("run spec: choose at least one reward");
-        if (CheckpointEvery < 1 || SampleEvery < 1 || KeepCheckpoints < 1) throw new InputException("run spec: checkpoint and sample intervals must be at least 1");
-        Ppo.Validate();
-        RewardSettings.Validate();
-        new SamplingOptions { MaxNewTokens = Generation.MaxNewTokens, MinNewTokens = Generation.MinNewTokens, TopK = Generation.TopK, TopP = Generation.TopP, Temperature = Generation.Temperature, BatchSize = Generation.BatchSize }.Validate();
+        if (string.IsNullOrWhiteSpace(BaseModel)) yield return new("baseModel", "run spec: the base model is required");
+        if (Steps is <= 0) yield return new("steps", $"run spec: steps must be at least 1, got {Steps}");
+        if (Epochs is <= 0) yield return new("epochs", $"run spec: epochs must be > 0, got {Epochs}");
+        if (Steps is null && Epochs is null) yield return new(["steps", "epochs"], "run spec: give steps or epochs");
+        if (Rewards.Count == 0) yield return new("rewards", "run spec: choose at least one reward");
+        foreach (var (field, value) in new[] { ("checkpointEvery", CheckpointEvery), ("sampleEvery", SampleEvery), ("keepCheckpoints", KeepCheckpoints) })
+            if (value < 1) yield return new(field, "run spec: checkpoint and sample intervals must be at least 1");
+        foreach (var problem in Ppo.Problems()) yield return problem.Under("ppo");
+        foreach (var problem in RewardSettings.Problems()) yield return problem.Under("rewardSettings");
+        var sampling = new SamplingOptions { MaxNewTokens = Generation.MaxNewTokens, MinNewTokens = Generation.MinNewTokens, TopK = Generation.TopK, TopP = Generation.TopP, Temperature = Generation.Temperature, BatchSize = Generation.BatchSize };
+        foreach (var problem in sampling.Problems()) yield return problem.Under("generation");
     }
 
     public static readonly JsonSerializerOptions Json = new()

@@ -91,12 +91,15 @@ public sealed record RewardOptions
     public bool RunningNormalisation { get; init; }
 
     /// <exception cref="InputException">The template lacks {chi}, or the judge may write no token.</exception>
-    public void Validate()
+    public void Validate() => SettingProblem.ThrowFirst(Problems());
+
+    /// <summary>Every setting out of range, in the order <see cref="Validate"/> checks them.</summary>
+    public IEnumerable<SettingProblem> Problems()
     {
         if (!JudgeTemplate.Contains("{chi}", StringComparison.Ordinal))
-            throw new InputException("reward settings: the judge template has no {chi} placeholder for the child's answer");
-        if (JudgeMaxTokens < 1) throw new InputException($"reward settings: the judge needs at least 1 new token, got {JudgeMaxTokens}");
-        if (SemsimBatchSize < 1) throw new InputException($"reward settings: the semsim batch size must be at least 1, got {SemsimBatchSize}");
+            yield return new("judgeTemplate", "reward settings: the judge template has no {chi} placeholder for the child's answer");
+        if (JudgeMaxTokens < 1) yield return new("judgeMaxTokens", $"reward settings: the judge needs at least 1 new token, got {JudgeMaxTokens}");
+        if (SemsimBatchSize < 1) yield return new("semsimBatchSize", $"reward settings: the semsim batch size must be at least 1, got {SemsimBatchSize}");
     }
 }
 

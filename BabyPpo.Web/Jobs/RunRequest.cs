@@ -25,11 +25,9 @@ public sealed record RunChoices(
 /// objects field by field, so a partial "ppo" object keeps the defaults for the rest.
 /// <para>
 /// All errors come at once: each field's value is type-checked on its own (a wrong type is
-/// reported, and that field keeps its default for the other checks); then the core's own checks
-/// (<see cref="RunSpec.Validate"/>, which includes <see cref="PpoConfig.Validate"/> and the
-/// sampling checks) run again and again: each message is filed under the fields whose values break
-/// that check, which are set back to their defaults before the next round. Only references to
-/// registered things (model, prompt set, rewards, queue, evaluations) are checked here.
+/// reported, and that field keeps its default for the other checks); then every problem the core's
+/// own checks find (<see cref="RunSpec.Problems"/>) is filed under the fields it concerns. Only
+/// references to registered things (model, prompt set, rewards, queue, evaluations) are checked here.
 /// </para>
 /// </summary>
 public static partial class RunRequest
@@ -127,63 +125,40 @@ public static partial class RunRequest
     }
 
     /// <summary>
-    /// Runs <see cref="RunSpec.Validate"/> until it passes. For each message, the request's fields
-    /// are set back to their defaults one by one (those the message mentions first) until that
-    /// check passes; of those, the ones that alone bring the check back are to blame ("batch_size
-    /// (4) must be a multiple of mini_batch_size … (3)" lands on miniBatchSize when that is what the
-    /// request changed; "checkpoint and sample intervals must be at least 1" on each interval set
-    /// to 0). The message is filed under each of them, and they keep their defaults for the next
-    /// round. A message no field explains is filed under the first field it mentions, and the
-    /// checks stop there.
+    /// The core's checks, every one of them (<see cref="RunSpec.Problems"/>, which include
+    /// <see cref="PpoConfig.Problems"/> and the sampling checks). A problem is filed under the
+    /// settings it reads that the request set; where it reads several of those, under the ones
+    /// whose default alone clears it ("batch_size (4) must be a multiple of mini_batch_size … (3)"
+    /// lands on miniBatchSize when the request set both), else under all of them. A problem of
+    /// defaults alone is filed under the first setting it reads.
     /// </summary>
     static void CoreChecks(JsonObject spec, JsonObject defaults, List<string> leaves, Action<string, string> add)
     {
-        void Reset(JsonObject target, string leaf) => Set(target, leaf, Get(defaults, leaf)?.DeepClone());
-        var suspects = new List<string>(leaves);
-        for (int round = 0; round <= leaves.Count; round++)
+        static bool Persists(SettingProblem problem, JsonObject spec) =>
+            CoreProblems(spec).Any(p => p.Fields.SequenceEqual(problem.Fields));
+        foreach (var problem in CoreProblems(spec))
         {
-            if (CoreMessage(spec) is not { } message) return;
-            var check = Check(message);
-            var text = Regex.Replace(message, "^(run spec|ppo config): ", "");
-            var mentioned = MentionedFields(message);
-            var trial = spec.DeepClone().AsObject();
-            var tried = new List<string>();
-            foreach (var leaf in mentioned.Where(suspects.Contains).Concat(suspects.Except(mentioned)))
+            var text = Prefix().Replace(problem.Message, "");
+            var set = problem.Fields.Where(leaves.Contains).ToList();
+            if (set.Count > 1)
             {
-                Reset(trial, leaf);
-                tried.Add(leaf);
-                if (Check(CoreMessage(trial)) != check) break;
+                var alone = set.Where(leaf =>
+                {
+                    var probe = spec.DeepClone().AsObject();
+                    Set(probe, leaf, Get(defaults, leaf)?.DeepClone());
+                    return !Persists(problem, probe);
+                }).ToList();
+                if (alone.Count > 0) set = alone;
             }
-            if (tried.Count == 0 || Check(CoreMessage(trial)) == check)
-            {
-                add(mentioned.FirstOrDefault() ?? "", text);
-                return;
-            }
-            var blamed = tried.Where(leaf =>
-            {
-                var probe = trial.DeepClone().AsObject();
-                Set(probe, leaf, Get(spec, leaf)?.DeepClone());
-                return Check(CoreMessage(probe)) == check;
-            }).ToList();
-            if (blamed.Count == 0) blamed = [tried[^1]];
-            foreach (var leaf in blamed)
-            {
-                add(leaf, text);
-                Reset(spec, leaf);
-                suspects.Remove(leaf);
-            }
+            foreach (var field in set.Count > 0 ? set : [problem.Fields[0]]) add(field, text);
         }
     }
 
-    /// <summary>Which check a message comes from: its text without the numbers in it.</summary>
-    static string? Check(string? message) => message is null ? null : Numbers().Replace(message, "#");
-
     /// <summary>
-    /// The first message of the core's checks on <paramref name="spec"/> (its "run spec: " or
-    /// "ppo config: " prefix kept), or null when it passes. What the request checks itself (base
-    /// model, steps or epochs, rewards) is filled in, so that it is not reported twice.
+    /// The core's problems with <paramref name="spec"/>. What the request checks itself (base model,
+    /// steps or epochs, rewards) is filled in, so that it is not reported twice.
     /// </summary>
-    static string? CoreMessage(JsonObject spec)
+    static List<SettingProblem> CoreProblems(JsonObject spec)
     {
         var parsed = JsonSerializer.Deserialize<RunSpec>(spec, RunSpec.Json)!;
         parsed = parsed with
@@ -192,43 +167,7 @@ public static partial class RunRequest
             Steps = parsed.Steps is null && parsed.Epochs is null ? 1 : parsed.Steps,
             Rewards = parsed.Rewards.Count == 0 ? new RunSpec().Rewards : parsed.Rewards,
         };
-        try
-        {
-            parsed.Validate();
-            return null;
-        }
-        catch (InputException e)
-        {
-            return e.Message;
-        }
-    }
-
-    /// <summary>
-    /// The request paths of the settings a core message mentions, in order: its words in trl's
-    /// snake_case ("mini_batch_size" → "ppo.miniBatchSize" in a "ppo config: " message), or the
-    /// start of a setting's name ("checkpoint and sample intervals" → checkpointEvery, sampleEvery, …).
-    /// </summary>
-    static List<string> MentionedFields(string message)
-    {
-        bool ppo = message.StartsWith("ppo config: ", StringComparison.Ordinal);
-        var text = Regex.Replace(message, "^(run spec|ppo config): ", "");
-        (string Prefix, Type Type)[] groups = ppo
-            ? [("ppo.", typeof(PpoConfig))]
-            : [("", typeof(RunSpec)), ("generation.", typeof(GenerationSettings))];
-        var settings = groups.SelectMany(g => g.Type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.CanWrite && !(g.Type == typeof(RunSpec) && p.PropertyType.IsClass && p.PropertyType != typeof(string)))
-            .Select(p => (Name: p.Name, Path: g.Prefix + JsonNamingPolicy.CamelCase.ConvertName(p.Name)))).ToList();
-        var found = new List<string>();
-        foreach (Match word in Words().Matches(text))
-        {
-            var squashed = word.Value.Replace("_", "");
-            var exact = settings.Where(s => s.Name.Equals(squashed, StringComparison.OrdinalIgnoreCase)).ToList();
-            var matches = exact.Count > 0 || squashed.Length < 5
-                ? exact
-                : settings.Where(s => s.Name.StartsWith(squashed, StringComparison.OrdinalIgnoreCase)).ToList();
-            found.AddRange(matches.Select(s => s.Path).Where(path => !found.Contains(path)));
-        }
-        return found;
+        return parsed.Problems().ToList();
     }
 
     /// <summary>Whether <paramref name="path"/> ("ppo.batchSize") names a settable property of <see cref="RunSpec"/>.</summary>
@@ -322,9 +261,7 @@ public static partial class RunRequest
         return result;
     }
 
-    [GeneratedRegex("[a-z][a-z_]*")]
-    private static partial Regex Words();
-
-    [GeneratedRegex(@"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|NaN|-?∞|-?Infinity")]
-    private static partial Regex Numbers();
+    /// <summary>The source a core message starts with, which a field's error leaves out.</summary>
+    [GeneratedRegex("^(run spec|ppo config|reward settings): ")]
+    private static partial Regex Prefix();
 }
